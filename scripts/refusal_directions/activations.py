@@ -1,0 +1,78 @@
+"""HDF5 activation files: one file per layer, one float32 dataset [n_prompts, d_model] per prompt set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+LAYER_CONVENTION = (
+    "layer l = residual stream output of decoder block l (0-based) at the last prompt token, before the "
+    "final norm, captured with a forward hook; output_hidden_states[l + 1] for l < L - 1 (entry 0 of "
+    "output_hidden_states is the embedding output, its last entry is after the final norm)"
+)
+MANIFEST = "manifest.json"
+
+
+def layer_name(layer: int, n_layers: int) -> str:
+    """Zero-padded layer label: two digits, more only for models with 100+ layers."""
+    return f"{layer:0{max(2, len(str(n_layers - 1)))}d}"
+
+
+def layer_path(folder: str | Path, layer: int, n_layers: int) -> Path:
+    return Path(folder) / f"layer_{layer_name(layer, n_layers)}.h5"
+
+
+class ActivationWriter:
+    """Streams per-layer rows into preallocated HDF5 datasets, so memory never holds all activations."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        n_layers: int,
+        d_model: int,
+        set_sizes: dict[str, int],
+        attrs: dict,
+        set_attrs: dict[str, dict],
+    ):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files = []
+        for layer in range(n_layers):
+            handle = h5py.File(layer_path(self.folder, layer, n_layers), "w")
+            handle.attrs.update({**attrs, "layer": layer, "n_layers": n_layers, "layer_convention": LAYER_CONVENTION})
+            for name, size in set_sizes.items():
+                dataset = handle.create_dataset(
+                    name, shape=(size, d_model), dtype="float32", chunks=(min(size, 64), d_model)
+                )
+                dataset.attrs.update(set_attrs.get(name, {}))
+            self.files.append(handle)
+
+    def write(self, set_name: str, rows: np.ndarray, per_layer: list[np.ndarray]) -> None:
+        """Write activations ``per_layer[l][i]`` to row ``rows[i]`` of set ``set_name`` in layer l."""
+        order = np.argsort(rows)
+        for handle, values in zip(self.files, per_layer, strict=True):
+            handle[set_name][rows[order].tolist()] = values[order]
+
+    def close(self) -> None:
+        for handle in self.files:
+            handle.close()
+
+
+def write_manifest(folder: str | Path, manifest: dict) -> None:
+    Path(folder, MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def read_manifest(folder: str | Path) -> dict:
+    return json.loads(Path(folder, MANIFEST).read_text())
+
+
+def read_layer(path: str | Path, sets: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """All (or the named) prompt sets of one layer file as float64 arrays, plus the file attributes."""
+    with h5py.File(path, "r") as handle:
+        names = sets or tuple(handle.keys())
+        arrays = {name: handle[name][...].astype(np.float64) for name in names}
+        attrs = {key: (value.item() if hasattr(value, "item") else value) for key, value in handle.attrs.items()}
+    return arrays, attrs

@@ -1,0 +1,1 @@
+"""One module per workflow rule: each main() takes plain paths and parameters."""

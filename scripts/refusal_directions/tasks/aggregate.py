@@ -1,0 +1,72 @@
+"""Collect the per-layer results of one model into the tables, summary and direction files."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from importlib.metadata import version
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from ..activations import LAYER_CONVENTION
+from ..jsonio import read_json, write_json
+from ..tables import strongest_layer, top_layers, validation_table
+
+log = logging.getLogger(__name__)
+SUMMARY_PACKAGES = ("numpy", "scipy", "pandas", "h5py", "mpmath", "safetensors", "snakemake")
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return version(package)
+    except Exception:
+        return None
+
+
+def main(
+    layer_stats: list[str],
+    layer_directions: list[str],
+    manifest_path: str,
+    outputs: dict[str, str],
+    model: dict,
+    alpha: float,
+    d_min: float,
+    config_hash: str,
+) -> None:
+    manifest = read_json(manifest_path)
+    table = validation_table([read_json(path) for path in layer_stats])
+    table.to_csv(outputs["validation"], index=False)
+    top_layers(table).to_csv(outputs["top10"], index=False)
+
+    directions = [load_file(path) for path in layer_directions]
+    units = np.stack([d["unit"] for d in directions])
+    save_file(
+        {"unit_directions": units, "mean_differences": np.stack([d["diff"] for d in directions])},
+        outputs["directions"],
+        metadata={"model_id": model["id"], "layer_convention": LAYER_CONVENTION, "rows": "layer 0 .. L-1"},
+    )
+    valid_layers = [int(layer) for layer in table.loc[table["valid"], "layer"]]
+    with open(outputs["pickle"], "wb") as handle:
+        pickle.dump({layer: units[layer].copy() for layer in valid_layers}, handle, protocol=4)
+
+    strongest = strongest_layer(table)
+    if strongest:
+        strongest["relative_depth"] = strongest["layer"] / manifest["n_layers"]
+    summary = {
+        "model": {"slug": model["slug"], "id": model["id"], "weights_revision": manifest["weights_revision"]},
+        "dtype": manifest["dtype"],
+        "n_harmful": manifest["sets"]["harmful"],
+        "n_harmless": manifest["sets"]["harmless"],
+        "n_layers": manifest["n_layers"],
+        "d_model": manifest["d_model"],
+        "layer_convention": LAYER_CONVENTION,
+        "valid_layers": valid_layers,
+        "n_valid_layers": len(valid_layers),
+        "strongest_layer": strongest,
+        "thresholds": {"alpha": alpha, "d_min": d_min},
+        "package_versions": {**manifest["package_versions"], **{p: _installed(p) for p in SUMMARY_PACKAGES}},
+        "config_hash": config_hash,
+    }
+    write_json(outputs["summary"], summary)
+    log.info("%d of %d layers valid; strongest %s", len(valid_layers), len(table), strongest)

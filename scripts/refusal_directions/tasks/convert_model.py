@@ -1,0 +1,42 @@
+"""Convert a GGUF model once into a plain transformers folder, so later jobs load it in seconds.
+
+Dequantising the GGUF tensors and converting its tokenizer cost tens of seconds; the converted
+folder (float32 safetensors + tokenizer files) loads from disk without either step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from ..modeling import CONVERTED_SOURCE, file_sha256, load_model, load_tokenizer, weights_location
+from ..runlog import UserError
+
+log = logging.getLogger(__name__)
+
+
+def main(spec: dict, output_dir: str) -> None:
+    location, gguf_file = weights_location(spec)
+    log.info("converting %s/%s", location, gguf_file)
+    tokenizer = load_tokenizer(location, gguf_file, spec)
+    model = load_model(location, gguf_file, spec, torch.device("cpu"), torch.float32)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if getattr(quantizer, "supported", False):
+        raise UserError(f"{gguf_file} loads as packed GGUF blocks, which cannot be saved as plain weights")
+    # The weights are fully dequantised float32 tensors; only the GGUF marker blocks saving them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    out = Path(output_dir)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    source = {
+        "id": spec["id"],
+        "gguf_file": gguf_file,
+        "weights_revision": "sha256:" + file_sha256(Path(location, gguf_file)),
+    }
+    (out / CONVERTED_SOURCE).write_text(json.dumps(source, indent=2) + "\n")
+    log.info("wrote %s", out)

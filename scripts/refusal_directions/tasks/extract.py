@@ -1,0 +1,99 @@
+"""Format the sampled prompts with the model's chat template and record every layer's last-token state."""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+
+from ..activations import ActivationWriter, write_manifest
+from ..extraction import Extractor, Prompt
+from ..modeling import (
+    decoder_layers,
+    format_prompt,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+    weights_location,
+    weights_revision,
+)
+from ..prompts import read_jsonl, text_hash, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def formatted_prompt_sets(tokenizer, spec: dict, prompt_files: dict[str, str]) -> dict[str, list[dict]]:
+    sets = {}
+    for name, path in prompt_files.items():
+        records = read_jsonl(path)
+        for record in records:
+            record["formatted"] = format_prompt(
+                tokenizer, record["text"], spec["prompt_format"], spec["system_prompt"], spec["id"]
+            )
+        sets[name] = records
+    return sets
+
+
+def main(
+    spec: dict,
+    prompt_files: dict[str, str],
+    formatted_outputs: dict[str, str],
+    activations_dir: str,
+    converted_dir: str | None,
+    batch_size: int | str,
+    device: str,
+    device_map: str | None,
+    threads: int,
+) -> None:
+    from tqdm import tqdm
+
+    torch.set_num_threads(threads)
+    location, gguf_file = (converted_dir, None) if converted_dir else weights_location(spec)
+    torch_device = resolve_device(device)
+    dtype = resolve_dtype(spec["dtype"], torch_device)
+    log.info("model %s from %s on %s as %s", spec["id"], location, torch_device, dtype)
+    tokenizer = load_tokenizer(location, gguf_file, spec)
+    model = load_model(location, gguf_file, spec, torch_device, dtype, device_map)
+    n_layers = len(decoder_layers(model))
+    d_model = model.config.get_text_config().hidden_size
+
+    sets = formatted_prompt_sets(tokenizer, spec, prompt_files)
+    for name, records in sets.items():
+        write_jsonl(formatted_outputs[name], records)
+    hashes = {name: text_hash([r["formatted"] for r in records]) for name, records in sets.items()}
+    revision = weights_revision(model, location, gguf_file)
+    attrs = {
+        "model_id": spec["id"],
+        "weights_revision": revision,
+        "dtype": str(dtype).removeprefix("torch."),
+        "prompt_set_hash": text_hash([hashes[name] for name in sorted(hashes)]),
+    }
+    set_attrs = {name: {"prompt_hash": digest} for name, digest in hashes.items()}
+    writer = ActivationWriter(
+        activations_dir, n_layers, d_model, {name: len(records) for name, records in sets.items()}, attrs, set_attrs
+    )
+    prompts = [
+        Prompt(name, row, record["formatted"]) for name, records in sets.items() for row, record in enumerate(records)
+    ]
+    progress = tqdm(total=len(prompts), desc="extracting", unit="prompt", mininterval=2.0)
+    try:
+        Extractor(model, tokenizer, torch_device, batch_size, progress).run(prompts, writer.write)
+    finally:
+        progress.close()
+        writer.close()
+    write_manifest(
+        activations_dir,
+        {
+            **attrs,
+            "n_layers": n_layers,
+            "d_model": d_model,
+            "sets": {name: len(records) for name, records in sets.items()},
+            "set_hashes": hashes,
+            "layer_files": sorted(p.name for p in Path(activations_dir).glob("layer_*.h5")),
+            "package_versions": {p: version(p) for p in ("torch", "transformers", "tokenizers", "h5py")},
+        },
+    )
+    log.info("wrote %d layers x %d prompts to %s", n_layers, len(prompts), activations_dir)

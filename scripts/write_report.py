@@ -1,0 +1,15 @@
+"""Snakemake entry for rule write_report."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.tasks.write_report import main
+
+    main(
+        snakemake.input.summary,
+        snakemake.input.validation,
+        snakemake.input.top10,
+        snakemake.output[0],
+        datasets=snakemake.params.datasets,
+        seed=snakemake.params.seed,
+    )

@@ -1,0 +1,138 @@
+"""Shared fixtures: a tiny randomly initialised chat model, small prompt files and a workflow runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+HARMFUL = [f"Explain how to break into house number {i} without being noticed" for i in range(20)]
+HARMLESS = [f"Give {i} tips for growing tomatoes on a small balcony" for i in range(20)]
+QUESTIONS = [f"What are {i} tips for growing tomatoes on a small balcony?" for i in range(20)]
+
+
+def build_tiny_model(folder: Path, n_layers: int = 3, chat_template: bool = True, seed: int = 0) -> Path:
+    """A random Llama-architecture model with a BPE tokenizer trained on the test prompts."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False)
+    tokenizer.train_from_iterator(HARMFUL + HARMLESS + QUESTIONS + ["user assistant system"], trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<|im_start|>", eos_token="<|im_end|>"
+    )
+    if chat_template:
+        wrapped.chat_template = CHATML_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    wrapped.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
+
+
+def scipy_layer_reference(harmful, harmless) -> dict:
+    """Magnitude, Cohen's d, Student's t and p of one layer, computed with numpy/scipy only."""
+    import numpy as np
+    from scipy import stats
+
+    harmful, harmless = np.asarray(harmful, dtype=float), np.asarray(harmless, dtype=float)
+    diff = harmful.mean(0) - harmless.mean(0)
+    unit = diff / np.linalg.norm(diff)
+    ph, pb = harmful @ unit, harmless @ unit
+    test = stats.ttest_ind(ph, pb)
+    n1, n2 = len(ph), len(pb)
+    pooled = np.sqrt(((n1 - 1) * ph.var(ddof=1) + (n2 - 1) * pb.var(ddof=1)) / (n1 + n2 - 2))
+    return {
+        "magnitude": np.linalg.norm(diff),
+        "cohens_d": (ph.mean() - pb.mean()) / pooled,
+        "t_stat": test.statistic,
+        "p_value": test.pvalue,
+        "mean_proj_harmful": ph.mean(),
+        "mean_proj_harmless": pb.mean(),
+    }
+
+
+def write_lines(path: Path, lines: list[str]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def tiny_config(workdir: Path, model_dir: Path, **overrides) -> dict:
+    """A complete config for the tiny model and small local prompt files inside ``workdir``."""
+    data = workdir / "data"
+    config = {
+        "models": [{"slug": "tiny", "id": str(model_dir)}],
+        "datasets": {
+            "harmful": {"source": write_lines(data / "harmful.txt", HARMFUL)},
+            "harmless": {"source": write_lines(data / "harmless.txt", HARMLESS)},
+        },
+        "n_samples": 12,
+        "seed": 42,
+        "batch_size": 4,
+        "device": "cpu",
+    }
+    config.update(overrides)
+    return config
+
+
+def run_workflow(workdir: Path, config: dict | None = None, *args: str, check: bool = True):
+    """Run snakemake on the repository's Snakefile in ``workdir`` with ``config`` written to config.yaml."""
+    if config is not None:
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--replace-workflow-config",
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result

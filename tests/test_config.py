@@ -1,0 +1,70 @@
+"""Config validation: defaults, and one-line errors that name the bad key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from refusal_directions.config_check import ConfigError, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def default_config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "path", [REPO / "config" / "config.yaml", *sorted((REPO / "config" / "experiments").glob("*.yaml"))]
+)
+def test_shipped_configs_are_valid(path):
+    validate_config(yaml.safe_load(path.read_text()), SCHEMA)
+
+
+def test_defaults_are_filled():
+    config = validate_config({"models": [{"slug": "m", "id": "x"}], "datasets": default_config()["datasets"]}, SCHEMA)
+    assert config["alpha"] == 0.01 and config["d_min"] == 0.5 and config["n_samples"] == 256
+    assert config["models"][0]["dtype"] == "auto" and config["models"][0]["trust_remote_code"] is False
+    assert config["datasets"]["harmful"]["text_column"] == "text"
+
+
+def error_for(mutate):
+    config = copy.deepcopy(default_config())
+    mutate(config)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_mistyped_top_level_key_is_named_with_a_suggestion():
+    message = error_for(lambda c: c.update(alhpa=0.05))
+    assert "unknown config key 'alhpa' (did you mean 'alpha'?)" in message
+
+
+def test_unknown_nested_key_names_its_place():
+    message = error_for(lambda c: c["models"][0].update(dtpye="float32"))
+    assert "'dtpye' (did you mean 'dtype'?) in 'models[0]'" in message
+
+
+def test_bad_value_names_the_key():
+    assert "config key 'models[0].dtype'" in error_for(lambda c: c["models"][0].update(dtype="bf17"))
+    assert "config key 'alpha'" in error_for(lambda c: c.update(alpha=1.5))
+    assert "config key 'n_samples'" in error_for(lambda c: c.update(n_samples="many"))
+
+
+def test_missing_dataset_is_named():
+    assert "missing 'harmless'" in error_for(lambda c: c["datasets"].pop("harmless"))
+
+
+def test_slug_with_path_separator_is_rejected():
+    message = error_for(lambda c: c["models"][0].update(slug="org/model"))
+    assert "not a valid slug" in message and "models[0].slug" in message
+
+
+def test_duplicate_slugs_are_rejected():
+    message = error_for(lambda c: c["models"].append(dict(c["models"][0])))
+    assert "slug 'smollm2-135m-instruct' is used by more than one model" in message

