@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/extract.smk"
 include: "rules/stats.smk"
 include: "rules/report.smk"
+include: "rules/compare.smk"
 
 
 rule all:

@@ -23,6 +23,16 @@ except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
 MODELS = {model["slug"]: model for model in config["models"]}
+
+
+def conversion_key(spec):
+    """Folder of a GGUF model's converted copy, shared by every model entry that reads the same file
+    (variants that differ only in dtype or prompt format convert it once)."""
+    origin = spec["package"] or Path(spec["id"]).name
+    return f"{origin}--{Path(spec['gguf_file']).stem}"
+
+
+CONVERSIONS = {conversion_key(m): m for m in MODELS.values() if m["gguf_file"]}
 MAIN_DATASETS = ["harmful", "harmless"]
 DATASETS = config["datasets"]
 # Every model sees the same sampled prompts of every configured dataset.
@@ -33,6 +43,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     dataset="|".join(map(re.escape, DATASETS)),
     layer=r"\d+",
+    conversion="|".join(map(re.escape, CONVERSIONS)) or "no-gguf-model",
 
 
 def dataset_spec(wildcards):
@@ -49,9 +60,17 @@ def model_spec(wildcards):
     return MODELS[wildcards.model]
 
 
+def conversion_spec(wildcards):
+    """What the conversion depends on: where the GGUF comes from, not how the model is used."""
+    spec = CONVERSIONS[wildcards.conversion]
+    return {
+        key: spec[key] for key in ("id", "package", "gguf_file", "revision", "trust_remote_code")
+    }
+
+
 def gguf_source(wildcards):
     """The GGUF file of a model, inside its package folder or its local folder."""
-    spec = MODELS[wildcards.model]
+    spec = CONVERSIONS[wildcards.conversion]
     try:
         folder = package_dir(spec["package"]) if spec["package"] else Path(spec["id"])
     except FileNotFoundError as error:
@@ -61,8 +80,9 @@ def gguf_source(wildcards):
 
 def extraction_inputs(wildcards):
     inputs = {"prompts": expand("results/prompts/{dataset}.jsonl", dataset=USED_DATASETS)}
-    if MODELS[wildcards.model]["gguf_file"]:
-        inputs["converted"] = f"results/{wildcards.model}/model"
+    spec = MODELS[wildcards.model]
+    if spec["gguf_file"]:
+        inputs["converted"] = f"results/converted/{conversion_key(spec)}"
     return inputs
 
 
@@ -136,4 +156,5 @@ def model_outputs(model):
 
 
 def final_outputs():
-    return [path for model in MODELS for path in model_outputs(model)]
+    comparison = ["results/comparison/models.csv", "results/comparison/cohens_d_by_depth.png"]
+    return [path for model in MODELS for path in model_outputs(model)] + comparison

@@ -2,17 +2,17 @@ rule convert_model:
     input:
         gguf_source,
     output:
-        directory("results/{model}/model"),
+        directory("results/converted/{conversion}"),
     log:
-        "results/logs/convert_model/{model}.log",
+        "results/logs/convert_model/{conversion}.log",
     benchmark:
-        "results/benchmarks/convert_model/{model}.tsv"
+        "results/benchmarks/convert_model/{conversion}.tsv"
     conda:
         "../envs/torch.yaml"
     resources:
         mem_mb=8000,
     params:
-        model=model_spec,
+        model=conversion_spec,
         code=code_version("convert_model"),
     script:
         "../scripts/convert_model.py"

@@ -110,8 +110,27 @@ def tiny_config(workdir: Path, model_dir: Path, **overrides) -> dict:
     return config
 
 
-def run_workflow(workdir: Path, config: dict | None = None, *args: str, check: bool = True):
-    """Run snakemake on the repository's Snakefile in ``workdir`` with ``config`` written to config.yaml."""
+def planned_jobs(result) -> list[dict]:
+    """The jobs a ``snakemake -n`` run lists: rule name, wildcards and reason of each."""
+    import re
+
+    jobs = []
+    for line in (result.stdout + result.stderr).splitlines():
+        header = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
+        if header:
+            jobs.append({"rule": header.group(1), "wildcards": {}, "reason": ""})
+        elif jobs and line.startswith("    wildcards: "):
+            pairs = (item.split("=", 1) for item in line.removeprefix("    wildcards: ").split(", "))
+            jobs[-1]["wildcards"] = dict(pairs)
+        elif jobs and line.startswith("    reason: "):
+            jobs[-1]["reason"] = line.removeprefix("    reason: ")
+    return jobs
+
+
+def run_workflow(
+    workdir: Path, config: dict | None = None, *args: str, check: bool = True, snakefile: Path = REPO / "Snakefile"
+):
+    """Run snakemake on ``snakefile`` (the repository's) in ``workdir`` with ``config`` written to config.yaml."""
     if config is not None:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
@@ -119,7 +138,7 @@ def run_workflow(workdir: Path, config: dict | None = None, *args: str, check: b
         "-m",
         "snakemake",
         "--snakefile",
-        str(REPO / "Snakefile"),
+        str(snakefile),
         "--directory",
         str(workdir),
         "--configfile",

@@ -16,11 +16,15 @@ def default_config():
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize(
-    "path", [REPO / "config" / "config.yaml", *sorted((REPO / "config" / "experiments").glob("*.yaml"))]
-)
+@pytest.mark.parametrize("path", sorted((REPO / "config" / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path):
-    validate_config(yaml.safe_load(path.read_text()), SCHEMA)
+    """As Snakemake uses them: the default config, extended by the experiment file."""
+    from snakemake.utils import update_config
+
+    validate_config(default_config(), SCHEMA)
+    merged = default_config()
+    update_config(merged, yaml.safe_load(path.read_text()))
+    validate_config(merged, SCHEMA)
 
 
 def test_defaults_are_filled():
@@ -68,3 +72,8 @@ def test_slug_with_path_separator_is_rejected():
 def test_duplicate_slugs_are_rejected():
     message = error_for(lambda c: c["models"].append(dict(c["models"][0])))
     assert "slug 'smollm2-135m-instruct' is used by more than one model" in message
+
+
+def test_reserved_slug_is_rejected():
+    message = error_for(lambda c: c["models"][0].update(slug="comparison"))
+    assert "slug 'comparison' is reserved for results/comparison/" in message

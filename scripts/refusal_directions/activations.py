@@ -25,6 +25,15 @@ def layer_path(folder: str | Path, layer: int, n_layers: int) -> Path:
     return Path(folder) / f"layer_{layer_name(layer, n_layers)}.h5"
 
 
+def _early_allocation():
+    """Contiguous storage allocated when the dataset is created: the file layout then does not depend on
+    the order in which batches arrive, so equal activations give byte-identical files (Snakemake compares
+    checksums and reruns nothing downstream of an unchanged file)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return dcpl
+
+
 class ActivationWriter:
     """Streams per-layer rows into preallocated HDF5 datasets, so memory never holds all activations."""
 
@@ -44,9 +53,7 @@ class ActivationWriter:
             handle = h5py.File(layer_path(self.folder, layer, n_layers), "w")
             handle.attrs.update({**attrs, "layer": layer, "n_layers": n_layers, "layer_convention": LAYER_CONVENTION})
             for name, size in set_sizes.items():
-                dataset = handle.create_dataset(
-                    name, shape=(size, d_model), dtype="float32", chunks=(min(size, 64), d_model)
-                )
+                dataset = handle.create_dataset(name, shape=(size, d_model), dtype="float32", dcpl=_early_allocation())
                 dataset.attrs.update(set_attrs.get(name, {}))
             self.files.append(handle)
 

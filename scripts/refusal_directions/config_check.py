@@ -55,8 +55,15 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key '{where}': {error.message}"
 
 
+# Folders under results/ that are not per-model branches.
+RESERVED_SLUGS = ("comparison", "converted", "datasets", "prompts", "logs", "benchmarks")
+
+
 def _check_cross_references(config: dict) -> None:
     slugs = [model["slug"] for model in config["models"]]
+    reserved = [slug for slug in slugs if slug in RESERVED_SLUGS]
+    if reserved:
+        raise ConfigError(f"config key 'models': slug {reserved[0]!r} is reserved for results/{reserved[0]}/")
     duplicates = sorted({slug for slug in slugs if slugs.count(slug) > 1})
     if duplicates:
         raise ConfigError(f"config key 'models': slug {duplicates[0]!r} is used by more than one model")

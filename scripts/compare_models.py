@@ -1,0 +1,15 @@
+"""Snakemake entry for rule compare_models."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.tasks.compare_models import main
+
+    main(
+        models=snakemake.params.models,
+        summaries=list(snakemake.input.summaries),
+        validations=list(snakemake.input.validations),
+        table_csv=snakemake.output.table,
+        figure_png=snakemake.output.figure,
+        dpi=snakemake.params.dpi,
+    )

@@ -1,0 +1,50 @@
+"""Cross-model comparison: each model's strongest layer and its effect size against relative depth."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLUMNS = [
+    "model",
+    "model_id",
+    "n_layers",
+    "strongest_layer",
+    "relative_depth",
+    "peak_cohens_d",
+    "n_valid_layers",
+]
+
+
+def comparison_table(summaries: list[dict]) -> pd.DataFrame:
+    """One row per model, in config order; relative depth = strongest layer / number of layers."""
+    rows = []
+    for summary in summaries:
+        strongest = summary["strongest_layer"] or {}
+        rows.append(
+            {
+                "model": summary["model"]["slug"],
+                "model_id": summary["model"]["id"],
+                "n_layers": summary["n_layers"],
+                "strongest_layer": strongest.get("layer"),
+                "relative_depth": strongest.get("relative_depth"),
+                "peak_cohens_d": strongest.get("cohens_d"),
+                "n_valid_layers": summary["n_valid_layers"],
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def depth_figure(tables: dict[str, pd.DataFrame]):
+    """Cohen's d of every layer against its relative depth (layer / L), one line per model."""
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for model, table in tables.items():
+        axis.plot(table["layer"] / len(table), table["cohens_d"], "o-", markersize=3, label=model)
+    axis.set(xlabel="relative depth (layer / number of layers)", ylabel="Cohen's d", title="Effect size by depth")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
