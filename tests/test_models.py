@@ -64,4 +64,5 @@ def test_duplicate_slug_is_a_clear_config_error(tmp_path, tiny_model):
     config["models"].append(dict(config["models"][0]))
     result = run_workflow(tmp_path, config, "-n", check=False)
     assert result.returncode != 0
-    assert "invalid config: config key 'models': slug 'tiny' is used by more than one model" in result.stdout + result.stderr
+    message = "invalid config: config key 'models': slug 'tiny' is used by more than one model"
+    assert message in result.stdout + result.stderr
