@@ -19,6 +19,12 @@ include: "rules/report.smk"
 include: "rules/compare.smk"
 
 
+# Hub downloads need the network, which cluster compute nodes often lack: run them where snakemake runs.
+localrules:
+    all,
+    download_dataset,
+
+
 rule all:
     default_target: True
     input:

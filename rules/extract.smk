@@ -28,6 +28,8 @@ checkpoint extract_activations:
         "results/logs/extract_activations/{model}.log",
     benchmark:
         "results/benchmarks/extract_activations/{model}.tsv"
+    # A second attempt gets half the batch size and twice the memory (see the resource functions).
+    retries: 1
     conda:
         "../envs/torch.yaml"
     threads: 8
@@ -38,7 +40,7 @@ checkpoint extract_activations:
         # Execution settings, deliberately not params: they never rerun anything (config/README.md).
         batch_size=extraction_batch_size,
         torch_device=config["device"],
-        device_map=config["device_map"] or "",
+        device_map=config["device_map"] or "none",
     params:
         model=model_spec,
         datasets=USED_DATASETS,

@@ -14,6 +14,6 @@ with rule_log(snakemake.log[0]):
         converted_dir=snakemake.input.get("converted"),
         batch_size=snakemake.resources.batch_size,
         device=snakemake.resources.torch_device,
-        device_map=snakemake.resources.device_map or None,
+        device_map=None if snakemake.resources.device_map == "none" else snakemake.resources.device_map,
         threads=snakemake.threads,
     )

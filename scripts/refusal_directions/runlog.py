@@ -19,8 +19,11 @@ def rule_log(log_path: str):
     with open(log_path, "w", buffering=1) as log:
         sys.stderr = log
         logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        logger = logging.getLogger("refusal_directions")
+        logger.info("job started")
         try:
-            yield logging.getLogger("refusal_directions")
+            yield logger
+            logger.info("job finished")
         except UserError as error:
             message = f"error: {error}"
             print(message, file=log)

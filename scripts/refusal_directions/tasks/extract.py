@@ -80,7 +80,10 @@ def main(
     ]
     progress = tqdm(total=len(prompts), desc="extracting", unit="prompt", mininterval=2.0)
     try:
-        Extractor(model, tokenizer, torch_device, batch_size, progress).run(prompts, writer.write)
+        # With device_map the model may span devices; inputs go where the embeddings are.
+        input_device = model.get_input_embeddings().weight.device
+        extractor = Extractor(model, tokenizer, input_device, batch_size, progress)
+        extractor.run(prompts, writer.write)
     finally:
         progress.close()
         writer.close()
@@ -96,4 +99,10 @@ def main(
             "package_versions": {p: version(p) for p in ("torch", "transformers", "tokenizers", "h5py")},
         },
     )
-    log.info("wrote %d layers x %d prompts to %s", n_layers, len(prompts), activations_dir)
+    log.info(
+        "wrote %d layers x %d prompts to %s (final batch size %d)",
+        n_layers,
+        len(prompts),
+        activations_dir,
+        extractor.batch_size,
+    )
