@@ -10,10 +10,11 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from refusal_directions.config_check import ConfigError, validate_config  # noqa: E402
-from refusal_directions.locations import (  # noqa: E402
+from refusal_directions.workflow_helpers import (  # noqa: E402
     code_version,
     hub_id,
     package_dir,
+    retry_batch_size,
     stable_hash,
 )
 
@@ -87,9 +88,7 @@ def extraction_inputs(wildcards):
 
 
 def extraction_batch_size(wildcards, attempt):
-    """Configured batch size, halved on each retry (the usual cause of a failed attempt is memory)."""
-    size = config["batch_size"]
-    return size if size == "auto" else max(1, size // 2 ** (attempt - 1))
+    return retry_batch_size(config["batch_size"], attempt)
 
 
 def extraction_mem_mb(wildcards, attempt):
@@ -120,8 +119,12 @@ def activation_manifest(wildcards):
     return str(Path(folder, "manifest.json"))
 
 
+STATISTICS_KEYS = ("alpha", "d_min", "n_folds", "n_permutations", "n_bootstrap", "ci_level")
+
+
 def statistics_config():
-    return {"alpha": config["alpha"], "d_min": config["d_min"]}
+    """The statistics settings of config/schema.yaml, named as StatsSettings names them."""
+    return {**{key: config[key] for key in STATISTICS_KEYS}, "seed": config["stats_seed"]}
 
 
 def results_config_hash(wildcards):
@@ -133,7 +136,8 @@ def results_config_hash(wildcards):
             "datasets": used,
             "n_samples": config["n_samples"],
             "seed": config["seed"],
-            **statistics_config(),
+            "control": config["control"],
+            "statistics": statistics_config(),
         }
     )
 

@@ -16,6 +16,7 @@ rule plot_directions:
     params:
         title=model_title,
         d_min=config["d_min"],
+        ci_level=config["ci_level"],
         dpi=config["plot_dpi"],
         code=code_version("plot_directions"),
     script:

@@ -9,8 +9,8 @@ rule layer_stats:
     conda:
         "../envs/stats.yaml"
     params:
-        alpha=config["alpha"],
-        d_min=config["d_min"],
+        statistics=statistics_config(),
+        control=config["control"],
         code=code_version("layer_stats"),
     script:
         "../scripts/layer_stats.py"
@@ -48,8 +48,8 @@ rule aggregate_layers:
         "../envs/stats.yaml"
     params:
         model=model_spec,
-        alpha=config["alpha"],
-        d_min=config["d_min"],
+        statistics=statistics_config(),
+        control=config["control"],
         config_hash=results_config_hash,
         code=code_version("aggregate"),
     script:

@@ -11,7 +11,7 @@ with rule_log(snakemake.log[0]):
         manifest_path=snakemake.input.manifest,
         outputs=dict(snakemake.output.items()),
         model=snakemake.params.model,
-        alpha=snakemake.params.alpha,
-        d_min=snakemake.params.d_min,
+        statistics=snakemake.params.statistics,
+        control=snakemake.params.control,
         config_hash=snakemake.params.config_hash,
     )

@@ -10,5 +10,6 @@ with rule_log(snakemake.log[0]):
         snakemake.output[0],
         title=snakemake.params.title,
         d_min=snakemake.params.d_min,
+        ci_level=snakemake.params.ci_level,
         dpi=snakemake.params.dpi,
     )

@@ -118,19 +118,29 @@ def planned_jobs(result) -> list[dict]:
     for line in (result.stdout + result.stderr).splitlines():
         header = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
         if header:
-            jobs.append({"rule": header.group(1), "wildcards": {}, "reason": ""})
+            jobs.append({"rule": header.group(1), "wildcards": {}, "reason": "", "resources": {}})
         elif jobs and line.startswith("    wildcards: "):
             pairs = (item.split("=", 1) for item in line.removeprefix("    wildcards: ").split(", "))
             jobs[-1]["wildcards"] = dict(pairs)
         elif jobs and line.startswith("    reason: "):
             jobs[-1]["reason"] = line.removeprefix("    reason: ")
+        elif jobs and line.startswith("    resources: "):
+            pairs = (item.split("=", 1) for item in line.removeprefix("    resources: ").split(", "))
+            jobs[-1]["resources"] = dict(pairs)
     return jobs
 
 
 def run_workflow(
-    workdir: Path, config: dict | None = None, *args: str, check: bool = True, snakefile: Path = REPO / "Snakefile"
+    workdir: Path,
+    config: dict | None = None,
+    *args: str,
+    check: bool = True,
+    snakefile: Path = REPO / "Snakefile",
+    configfile: Path | None = None,
+    replace: bool = True,
 ):
-    """Run snakemake on ``snakefile`` (the repository's) in ``workdir`` with ``config`` written to config.yaml."""
+    """Run snakemake on ``snakefile`` (the repository's) in ``workdir``: with ``config`` written to
+    workdir/config.yaml (or an existing ``configfile``), replacing the workflow's default config."""
     if config is not None:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
@@ -142,10 +152,9 @@ def run_workflow(
         "--directory",
         str(workdir),
         "--configfile",
-        str(workdir / "config.yaml"),
-        "--replace-workflow-config",
-        "--cores",
-        "2",
+        str(configfile or workdir / "config.yaml"),
+        *(["--replace-workflow-config"] if replace else []),
+        *(["--cores", "2"] if "--cores" not in args else []),
         *args,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

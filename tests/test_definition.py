@@ -26,7 +26,7 @@ def test_dry_run(configfile, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = result.stdout
     assert re.search(r"extract_activations\s+1", jobs)
-    assert re.search(r"download_dataset\s+2", jobs)
+    assert re.search(r"download_dataset\s+4", jobs)  # harmful, harmless and the two control sets
     if configfile:
         assert "qwen2.5-1.5b-instruct" in jobs and "convert_model" not in jobs
 

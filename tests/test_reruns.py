@@ -53,8 +53,21 @@ def test_alpha_reruns_from_layer_stats(copy_of_run):
     assert reasons(jobs, "layer_stats") == {"Params have changed since last execution"}
 
 
-def test_d_min_reruns_from_layer_stats(copy_of_run):
-    jobs = dry_run_after(copy_of_run, lambda c: c.update(d_min=1.5))
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"d_min": 1.5},
+        {"n_folds": 3},
+        {"n_permutations": 500},
+        {"n_bootstrap": 300},
+        {"ci_level": 0.9},
+        {"stats_seed": 1},
+        {"control": {"a": "harmless", "b": "harmful"}},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_statistics_settings_rerun_from_layer_stats(copy_of_run, change):
+    jobs = dry_run_after(copy_of_run, lambda c: c.update(change))
     assert counts(jobs) == {"layer_stats": N_LAYERS, **DOWNSTREAM_OF_STATS}
 
 

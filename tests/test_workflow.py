@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import run_workflow, scipy_layer_reference, tiny_config
+from conftest import QUESTIONS, run_workflow, scipy_layer_reference, tiny_config, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -24,13 +24,22 @@ CONTRACT_COLUMNS = [
     "mean_proj_harmless",
     "valid",
 ]
+STATISTICS_COLUMNS = (
+    "welch_t, welch_log10_p, cohens_d_heldout, log10_p_heldout, d_inflation, null_d_mean, null_d_p99, p_perm, "
+    "d_ci_low, d_ci_high, direction_stability, p_holm, valid, valid_seed_rule, control_d, d_minus_control, "
+    "control_cosine"
+).split(", ")
 H5_ATTRS = {"model_id", "weights_revision", "layer", "layer_convention", "dtype", "prompt_set_hash"}
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_model):
     workdir = tmp_path_factory.mktemp("run")
-    run_workflow(workdir, tiny_config(workdir, tiny_model))
+    config = tiny_config(workdir, tiny_model)
+    config["datasets"]["questions"] = {"source": write_lines(workdir / "data" / "questions.txt", QUESTIONS)}
+    config["datasets"]["imperatives"] = dict(config["datasets"]["harmless"])
+    config["control"] = {"a": "imperatives", "b": "questions"}
+    run_workflow(workdir, config)
     return workdir, workdir / "results" / "tiny"
 
 
@@ -67,7 +76,30 @@ def test_validation_table_recomputed_from_hdf5_with_scipy(finished_run):
         for column, expected in reference.items():
             assert getattr(row, column) == pytest.approx(expected, rel=1e-6), column
         assert row.log10_p == pytest.approx(np.log10(reference["p_value"]), rel=1e-6)
-        assert row.valid == (reference["p_value"] < 0.01 and abs(row.cohens_d) > 0.5)
+        assert row.valid_seed_rule == (reference["p_value"] < 0.01 and abs(row.cohens_d) > 0.5)
+
+
+def test_statistics_columns_for_every_layer(finished_run):
+    _, out = finished_run
+    table = pd.read_csv(out / "validation_results.csv")
+    missing = [column for column in STATISTICS_COLUMNS if column not in table]
+    assert not missing
+    assert table[STATISTICS_COLUMNS].notna().all().all()
+    for p_column in ("p_value", "p_perm", "p_holm", "p_heldout"):
+        assert not (table[p_column] == 0).any(), p_column
+    assert ((table["p_holm"] >= table["p_perm"]) & (table["p_holm"] <= 1)).all()
+    assert (table["d_ci_low"] <= table["d_ci_high"]).all()
+    expected = (table["cohens_d_heldout"] > 0.5) & (table["p_holm"] < 0.01)
+    assert (table["valid"] == expected).all()
+    np.testing.assert_allclose(table["d_minus_control"], table["cohens_d"] - table["control_d"], rtol=1e-12)
+
+
+def test_control_sets_share_the_extraction(finished_run):
+    _, out = finished_run
+    with h5py.File(out / "activations" / "layer_01.h5") as handle:
+        assert set(handle) == {"harmful", "harmless", "imperatives", "questions"}
+        np.testing.assert_array_equal(handle["imperatives"][...], handle["harmless"][...])
+    assert "Control contrast" in (out / "report.md").read_text()
 
 
 def test_layer_json_top10_summary(finished_run):
@@ -81,9 +113,14 @@ def test_layer_json_top10_summary(finished_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_harmful"] == summary["n_harmless"] == 12 and summary["n_layers"] == 3
     assert summary["valid_layers"] == table.loc[table["valid"], "layer"].tolist()
+    assert summary["valid_seed_rule_layers"] == table.loc[table["valid_seed_rule"], "layer"].tolist()
     best = table.loc[table["cohens_d"].abs().idxmax()]
     assert summary["strongest_layer"]["layer"] == best["layer"]
     assert summary["thresholds"] == {"alpha": 0.01, "d_min": 0.5}
+    assert summary["statistics"]["n_permutations"] == 10000 and summary["control"] == {
+        "a": "imperatives",
+        "b": "questions",
+    }
     assert {"torch", "transformers", "numpy"} <= set(summary["package_versions"])
     assert len(summary["config_hash"]) == 16
 

@@ -15,7 +15,10 @@ COLUMNS = [
     "strongest_layer",
     "relative_depth",
     "peak_cohens_d",
+    "peak_heldout_layer",
+    "peak_cohens_d_heldout",
     "n_valid_layers",
+    "n_valid_seed_rule",
 ]
 
 
@@ -24,6 +27,7 @@ def comparison_table(summaries: list[dict]) -> pd.DataFrame:
     rows = []
     for summary in summaries:
         strongest = summary["strongest_layer"] or {}
+        heldout = summary["strongest_heldout_layer"] or {}
         rows.append(
             {
                 "model": summary["model"]["slug"],
@@ -32,17 +36,23 @@ def comparison_table(summaries: list[dict]) -> pd.DataFrame:
                 "strongest_layer": strongest.get("layer"),
                 "relative_depth": strongest.get("relative_depth"),
                 "peak_cohens_d": strongest.get("cohens_d"),
+                "peak_heldout_layer": heldout.get("layer"),
+                "peak_cohens_d_heldout": heldout.get("cohens_d_heldout"),
                 "n_valid_layers": summary["n_valid_layers"],
+                "n_valid_seed_rule": len(summary["valid_seed_rule_layers"]),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def depth_figure(tables: dict[str, pd.DataFrame]):
-    """Cohen's d of every layer against its relative depth (layer / L), one line per model."""
+    """Cohen's d of every layer against its relative depth (layer / L), one colour per model: in-sample
+    (dashed) and held-out (solid)."""
     figure, axis = plt.subplots(figsize=(8, 5))
     for model, table in tables.items():
-        axis.plot(table["layer"] / len(table), table["cohens_d"], "o-", markersize=3, label=model)
+        depth = table["layer"] / len(table)
+        (line,) = axis.plot(depth, table["cohens_d_heldout"], "o-", markersize=3, label=f"{model} (held-out)")
+        axis.plot(depth, table["cohens_d"], "--", color=line.get_color(), alpha=0.6, label=f"{model} (in-sample)")
     axis.set(xlabel="relative depth (layer / number of layers)", ylabel="Cohen's d", title="Effect size by depth")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

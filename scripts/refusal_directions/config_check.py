@@ -64,6 +64,16 @@ def _check_cross_references(config: dict) -> None:
     reserved = [slug for slug in slugs if slug in RESERVED_SLUGS]
     if reserved:
         raise ConfigError(f"config key 'models': slug {reserved[0]!r} is reserved for results/{reserved[0]}/")
+    control = config.get("control")
+    if control:
+        for role in ("a", "b"):
+            if control[role] not in config["datasets"]:
+                raise ConfigError(
+                    f"config key 'control.{role}': {control[role]!r} is not a dataset "
+                    f"(datasets: {', '.join(config['datasets'])})"
+                )
+        if control["a"] == control["b"]:
+            raise ConfigError("config key 'control': a and b must be different datasets")
     duplicates = sorted({slug for slug in slugs if slugs.count(slug) > 1})
     if duplicates:
         raise ConfigError(f"config key 'models': slug {duplicates[0]!r} is used by more than one model")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,13 +11,6 @@ from .modeling import decoder_layers
 from .runlog import UserError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prompt:
-    set_name: str
-    row: int
-    text: str
 
 
 class LastTokenRecorder:
@@ -72,7 +64,7 @@ def _is_out_of_memory(error: BaseException) -> bool:
 class Extractor:
     """Runs a model over formatted prompts and hands each batch's per-layer last-token rows to ``sink``.
 
-    ``sink(set_name, rows, per_layer)`` receives row numbers within the set and one float32 array
+    ``sink(indices, per_layer)`` receives the batch's positions in the prompt list and one float32 array
     [batch, d_model] per layer. ``batch_size="auto"`` starts at 32 and halves on CUDA out-of-memory.
     """
 
@@ -95,8 +87,8 @@ class Extractor:
             raise UserError("the model produced NaN or inf activations; try dtype: float32 in the model's config entry")
         return rows
 
-    def run(self, prompts: list[Prompt], sink) -> None:
-        token_ids = [self.tokenizer(p.text, add_special_tokens=False)["input_ids"] for p in prompts]
+    def run(self, texts: list[str], sink) -> None:
+        token_ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
         recorder = LastTokenRecorder(self.model)
         try:
             pending = length_sorted_batches([len(ids) for ids in token_ids], self.batch_size)
@@ -113,17 +105,8 @@ class Extractor:
                     log.warning("out of memory at batch size %d; retrying with %d", len(indices), half)
                     pending[:0] = [indices[:half], indices[half:]]
                     continue
-                self._deliver(prompts, indices, per_layer, sink)
+                sink(indices, per_layer)
                 if self.progress is not None:
                     self.progress.update(len(indices))
         finally:
             recorder.remove()
-
-    @staticmethod
-    def _deliver(prompts: list[Prompt], indices: np.ndarray, per_layer: list[np.ndarray], sink) -> None:
-        by_set: dict[str, list[int]] = {}
-        for position, index in enumerate(indices):
-            by_set.setdefault(prompts[index].set_name, []).append(position)
-        for set_name, positions in by_set.items():
-            rows = np.array([prompts[indices[p]].row for p in positions])
-            sink(set_name, rows, [values[positions] for values in per_layer])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from .locations import package_dir
 from .prompts import OFFLINE_HINT, hub_reachable
 from .runlog import UserError
+from .workflow_helpers import package_dir
 
 log = logging.getLogger(__name__)
 

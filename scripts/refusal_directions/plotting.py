@@ -1,4 +1,4 @@
-"""The per-model figure: direction magnitude and Cohen's d by layer."""
+"""The per-model figure: direction magnitude and effect sizes by layer, against the null and the control."""
 
 from __future__ import annotations
 
@@ -9,31 +9,56 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 MAGNITUDE_COLOUR = "tab:blue"
-EFFECT_COLOUR = "tab:red"
+IN_SAMPLE_COLOUR = "tab:red"
+HELDOUT_COLOUR = "tab:purple"
+NULL_COLOUR = "grey"
+CONTROL_COLOUR = "tab:green"
 
 
-def direction_analysis_figure(table: pd.DataFrame, title: str, d_min: float):
-    """Three panels: magnitude per layer, Cohen's d per layer, both on twin axes."""
+def _effect_panel(axis, table: pd.DataFrame, d_min: float, ci_level: float) -> None:
     layers = table["layer"]
-    figure, (ax_mag, ax_d, ax_both) = plt.subplots(1, 3, figsize=(16, 4.5))
-
-    ax_mag.plot(layers, table["magnitude"], "o-", color=MAGNITUDE_COLOUR)
-    ax_mag.set(xlabel="layer", ylabel="||mean(harmful) - mean(harmless)||", title="Direction magnitude")
-
-    ax_d.plot(layers, table["cohens_d"], "o-", color=EFFECT_COLOUR, label="Cohen's d (in-sample)")
+    axis.plot(layers, table["cohens_d"], "o-", color=IN_SAMPLE_COLOUR, markersize=3, label="in-sample d")
+    axis.plot(layers, table["cohens_d_heldout"], "o-", color=HELDOUT_COLOUR, markersize=4, label="held-out d")
+    axis.fill_between(
+        layers,
+        table["d_heldout_ci_low"],
+        table["d_heldout_ci_high"],
+        color=HELDOUT_COLOUR,
+        alpha=0.2,
+        label=f"held-out d, {ci_level:.0%} bootstrap CI",
+    )
+    axis.plot(layers, table["null_d_p99"], ":", color=NULL_COLOUR, label="permutation null, 99th pct")
+    if table["control_d"].notna().any():
+        axis.plot(layers, table["control_d_heldout"], "s--", color=CONTROL_COLOUR, markersize=3,
+                  label="control contrast, held-out d")  # fmt: skip
     invalid = table[~table["valid"].astype(bool)]
-    ax_d.scatter(invalid["layer"], invalid["cohens_d"], marker="x", color="black", zorder=3, label="not valid")
-    ax_d.axhline(d_min, color="grey", linestyle="--", linewidth=1, label=f"d_min = {d_min:g}")
-    ax_d.set(xlabel="layer", ylabel="Cohen's d", title="Effect size of the projection")
-    ax_d.legend(fontsize=8)
+    axis.scatter(invalid["layer"], invalid["cohens_d_heldout"], marker="x", color="black", zorder=3, label="not valid")
+    axis.axhline(d_min, color="black", linestyle="--", linewidth=0.8, label=f"d_min = {d_min:g}")
+    axis.set(xlabel="layer", ylabel="Cohen's d", title="Effect size of the projection")
+    axis.legend(fontsize=7)
+
+
+def direction_analysis_figure(table: pd.DataFrame, title: str, d_min: float, ci_level: float):
+    """Three panels: magnitude per layer; effect sizes per layer (in-sample, held-out with its CI, the
+    permutation null's 99th percentile, the control contrast); magnitude and held-out d together."""
+    layers = table["layer"]
+    figure, (ax_mag, ax_d, ax_both) = plt.subplots(1, 3, figsize=(17, 4.8))
+
+    ax_mag.plot(layers, table["magnitude"], "o-", color=MAGNITUDE_COLOUR, label="harmful - harmless")
+    if table["control_d"].notna().any():
+        ax_mag.plot(layers, table["control_magnitude"], "s--", color=CONTROL_COLOUR, markersize=3, label="control")
+    ax_mag.set(xlabel="layer", ylabel="||difference in means||", title="Direction magnitude")
+    ax_mag.legend(fontsize=7)
+
+    _effect_panel(ax_d, table, d_min, ci_level)
 
     ax_both.plot(layers, table["magnitude"], "o-", color=MAGNITUDE_COLOUR)
     ax_both.set_xlabel("layer")
     ax_both.set_ylabel("magnitude", color=MAGNITUDE_COLOUR)
     twin = ax_both.twinx()
-    twin.plot(layers, table["cohens_d"], "s--", color=EFFECT_COLOUR)
-    twin.set_ylabel("Cohen's d", color=EFFECT_COLOUR)
-    ax_both.set_title("Magnitude and effect size")
+    twin.plot(layers, table["cohens_d_heldout"], "s--", color=HELDOUT_COLOUR)
+    twin.set_ylabel("held-out Cohen's d", color=HELDOUT_COLOUR)
+    ax_both.set_title("Magnitude and held-out effect size")
 
     for axis in (ax_mag, ax_d, ax_both):
         axis.grid(alpha=0.3)

@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .locations import hub_id
 from .runlog import UserError
+from .workflow_helpers import hub_id
 
 log = logging.getLogger(__name__)
 

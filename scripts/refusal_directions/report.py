@@ -23,6 +23,10 @@ def _num(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _range(values: pd.Series) -> str:
+    return f"{_num(values.min())} to {_num(values.max())}"
+
+
 def bands(n_layers: int) -> list[tuple[str, range]]:
     """Early, middle and late thirds of the depth."""
     cuts = [0, round(n_layers / 3), round(2 * n_layers / 3), n_layers]
@@ -30,60 +34,117 @@ def bands(n_layers: int) -> list[tuple[str, range]]:
     return [(name, range(cuts[i], cuts[i + 1])) for i, name in enumerate(names) if cuts[i] < cuts[i + 1]]
 
 
+def _has_control(table: pd.DataFrame) -> bool:
+    return bool(table["control_d"].notna().any())
+
+
+def _clearly_beats_control(table: pd.DataFrame) -> pd.Series:
+    """Layers whose held-out effect exceeds the control's beyond sampling error: the control's held-out d
+    lies below the lower end of the main held-out d's bootstrap interval."""
+    return table["control_d_heldout"] < table["d_heldout_ci_low"]
+
+
 def _band_lines(table: pd.DataFrame, n_layers: int) -> list[str]:
     lines = []
     for name, layers in bands(n_layers):
         part = table[table["layer"].isin(layers)]
-        d, magnitude = part["cohens_d"], part["magnitude"]
-        lines.append(
-            f"- **{name} layers ({layers.start}-{layers.stop - 1}):** Cohen's d {_num(d.min())} to {_num(d.max())}"
-            f" (mean {_num(d.mean())}), magnitude {_num(magnitude.min())} to {_num(magnitude.max())};"
-            f" {int(part['valid'].sum())}/{len(part)} layers valid."
+        line = (
+            f"- **{name} layers ({layers.start}-{layers.stop - 1}):** in-sample d {_range(part['cohens_d'])}, "
+            f"held-out d {_range(part['cohens_d_heldout'])} (in-sample inflation {_num(part['d_inflation'].mean())} "
+            f"on average); {int(part['valid_seed_rule'].sum())}/{len(part)} pass the seed rule, "
+            f"{int(part['valid'].sum())}/{len(part)} survive the held-out and permutation tests."
         )
+        if _has_control(table):
+            beats = int(_clearly_beats_control(part).sum())
+            line += (
+                f" The control contrast reaches held-out d {_range(part['control_d_heldout'])}; the harmful/harmless "
+                f"effect exceeds it beyond its interval in {beats}/{len(part)} layers (difference "
+                f"{_range(part['d_heldout_minus_control'])})."
+            )
+        lines.append(line)
     return lines
 
 
 def _trend_sentence(table: pd.DataFrame) -> str:
-    d = table["cohens_d"].to_numpy()
-    finite = [value for value in d if math.isfinite(value)]
+    finite = [value for value in table["cohens_d_heldout"] if math.isfinite(value)]
     if len(finite) < 3:
         return "Too few layers with a defined effect size to describe a trend."
-    peak = int(table.loc[table["cohens_d"].abs().idxmax(), "layer"])
+    peak = int(table.loc[table["cohens_d_heldout"].abs().idxmax(), "layer"])
     rising = sum(b > a for a, b in pairwise(finite))
     return (
-        f"Cohen's d rises from one layer to the next in {rising} of {len(finite) - 1} steps and peaks at layer {peak} "
-        f"({peak / len(table):.0%} of the depth); magnitude grows from {_num(table['magnitude'].iloc[0])} at layer 0 "
-        f"to {_num(table['magnitude'].iloc[-1])} at the last layer."
+        f"Held-out d rises from one layer to the next in {rising} of {len(finite) - 1} steps and peaks at layer "
+        f"{peak} ({peak / len(table):.0%} of the depth); the magnitude of the difference in means grows from "
+        f"{_num(table['magnitude'].iloc[0])} at layer 0 to {_num(table['magnitude'].iloc[-1])} at the last layer."
     )
 
 
-def _strongest_phrase(strongest: dict | None, n_layers: int) -> str:
-    if not strongest:
-        return "undefined (no layer has a defined effect size)"
-    return (
-        f"layer {strongest['layer']} of {n_layers} (relative depth {strongest['relative_depth']:.2f}), "
-        f"Cohen's d = {strongest['cohens_d']:.2f}"
+def _what_it_separates(table: pd.DataFrame, valid: int) -> str:
+    text = (
+        "The direction separates harmful from harmless requests in the residual stream: a statement about what the "
+        "model represents (the topic or harmfulness of the request), not about what it does. Nothing here shows that "
+        "the model refuses, nor that this direction causes refusal; only the behaviour and intervention experiments "
+        "can support calling it a refusal direction."
+    )
+    if not _has_control(table) or valid == 0:
+        return text
+    survivors = table[table["valid"]]
+    beats = survivors[_clearly_beats_control(survivors)]["layer"].astype(int).tolist()
+    where = f" (layers {_layer_list(beats)})" if beats else ""
+    return text + (
+        f" Of the {valid} valid layers, {len(beats)}{where} separate harmful from harmless more strongly than the "
+        "control contrast (the same harmless requests as imperatives vs questions) separates mere wording, beyond the "
+        "bootstrap interval; in the others it is not clearly larger than the effect of a mere change of wording."
     )
 
 
-def top_table_markdown(top: pd.DataFrame) -> list[str]:
-    lines = ["| Layer | Magnitude | Cohen's d | t | p-value | Valid |", "|---:|---:|---:|---:|---:|:---:|"]
+def _layer_list(layers: list[int]) -> str:
+    """Compact runs: [1, 2, 3, 7] -> '1-3, 7'."""
+    runs, start = [], None
+    for previous, current in pairwise([None, *layers, None]):
+        if start is None:
+            start = current
+        elif current != previous + 1:
+            runs.append(f"{start}-{previous}" if previous != start else str(start))
+            start = current
+    return ", ".join(runs)
+
+
+def top_table_markdown(top: pd.DataFrame, ci_level: float) -> list[str]:
+    lines = [
+        f"| Layer | Magnitude | d (in-sample) | d (held-out) | {ci_level:.0%} CI (held-out) | p (perm.) | p (Holm) "
+        "| d (control, held-out) | t | p (Student) | Valid | Seed rule |",
+        "|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|:---:|:---:|",
+    ]
     for _, row in top.iterrows():
         lines.append(
-            f"| {int(row['layer'])} | {_num(row['magnitude'])} | {_num(row['cohens_d'])} | {_num(row['t_stat'], 1)} "
-            f"| {format_p(row['log10_p'])} | {'yes' if row['valid'] else 'no'} |"
+            f"| {int(row['layer'])} | {_num(row['magnitude'])} | {_num(row['cohens_d'])} "
+            f"| {_num(row['cohens_d_heldout'])} | {_num(row['d_heldout_ci_low'])} to {_num(row['d_heldout_ci_high'])} "
+            f"| {row['p_perm']:.2g} | {row['p_holm']:.2g} | {_num(row['control_d_heldout'])} "
+            f"| {_num(row['t_stat'], 1)} | {format_p(row['log10_p'])} | {'yes' if row['valid'] else 'no'} "
+            f"| {'yes' if row['valid_seed_rule'] else 'no'} |"
         )
     return lines
 
 
-def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict, seed: int) -> str:
+def _strongest_phrase(strongest: dict | None, n_layers: int, column: str) -> str:
+    if not strongest:
+        return "undefined (no layer has a defined effect size)"
+    return (
+        f"layer {strongest['layer']} of {n_layers} (relative depth {strongest['relative_depth']:.2f}), "
+        f"d = {strongest[column]:.2f}"
+    )
+
+
+def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict, sampling_seed: int) -> str:
     model = summary["model"]
     n_layers = summary["n_layers"]
-    strongest = summary["strongest_layer"]
     alpha, d_min = summary["thresholds"]["alpha"], summary["thresholds"]["d_min"]
     sources = {name: spec["source"] for name, spec in datasets.items()}
-    headline = f"The strongest layer is {_strongest_phrase(strongest, n_layers)}."
-    undefined = table[table["reason"].fillna("") != ""]
+    control = summary.get("control")
+    settings = summary["statistics"]
+    n_valid, n_seed = summary["n_valid_layers"], len(summary["valid_seed_rule_layers"])
+    heldout_phrase = _strongest_phrase(summary["strongest_heldout_layer"], n_layers, "cohens_d_heldout")
+    in_sample_phrase = _strongest_phrase(summary["strongest_layer"], n_layers, "cohens_d")
     lines = [
         f"# Difference-in-means directions in {model['id']}: Experiment 0",
         "",
@@ -92,41 +153,65 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         "",
         "## Summary",
         "",
-        f"{summary['n_valid_layers']} of {n_layers} layers pass the validity rule (p < {alpha:g} and |d| > {d_min:g}). "
-        + headline,
+        f"{n_valid} of {n_layers} layers are valid: their direction, fitted on some prompts, separates held-out "
+        f"prompts with d > {d_min:g}, and their effect beats a permutation null after Holm's correction across layers "
+        f"(p < {alpha:g}). The seed experiment's in-sample rule (p < {alpha:g} and |d| > {d_min:g} on the prompts that "
+        f"built the direction) passes {n_seed} of {n_layers}. Strongest held-out effect: {heldout_phrase}; strongest "
+        f"in-sample effect: {in_sample_phrase}.",
         "",
-        "The direction separates the harmful from the harmless prompts in the model's residual stream. That is a "
-        "statement about representation, not behaviour: this experiment does not show that the model refuses, nor "
-        "that this direction causes refusal.",
+        _what_it_separates(table, n_valid),
         "",
         "## Method",
         "",
-        f"- **Harmful prompts:** {summary['n_harmful']} sampled (seed {seed}) from `{sources['harmful']}`.",
-        f"- **Harmless prompts:** {summary['n_harmless']} sampled (seed {seed}) from `{sources['harmless']}`.",
+        f"- **Harmful prompts:** {summary['n_harmful']} sampled (seed {sampling_seed}) from `{sources['harmful']}`.",
+        f"- **Harmless prompts:** {summary['n_harmless']} sampled (seed {sampling_seed}) from `{sources['harmless']}`.",
         "- Each prompt is one user turn formatted with the model's chat template; the exact strings are in "
         "`prompts/*.jsonl`.",
         f"- **Layer convention:** {summary['layer_convention']}.",
-        "- For each layer l: d_l = mean(harmful) - mean(harmless); unit direction d_l / ||d_l||; every prompt is "
-        "projected on it; Student's independent-samples t-test and Cohen's d (pooled SD) on the two sets of "
-        f"projections; valid if p < {alpha:g} and |d| > {d_min:g}.",
+        "- **Direction and in-sample statistics:** d_l = mean(harmful) - mean(harmless); every prompt is projected on "
+        "d_l / ||d_l||; Student's and Welch's t-tests and Cohen's d (pooled SD) of the two sets of projections.",
+        f"- **Held-out effect:** {settings['n_folds']}-fold cross-fitting: each fold is scored on the direction fitted "
+        "to the other folds (relative to the midpoint of their two means); Cohen's d, t and p of these out-of-fold "
+        "scores. `d_inflation` = in-sample d - held-out d.",
+        f"- **Permutation null:** {settings['n_permutations']} random relabellings of the prompts, refitting the "
+        "direction each time; p = (1 + #null d >= observed d) / (K + 1), then Holm's step-down correction across "
+        f"layers. The smallest attainable Holm-adjusted p here is {summary['smallest_attainable_p_holm']:.2g}.",
+        f"- **Bootstrap:** {settings['n_bootstrap']} resamples of the prompts within each group, refitting the "
+        f"direction: {settings['ci_level']:.0%} percentile intervals of the in-sample d and of the out-of-bag "
+        "(held-out) d, and the mean cosine between the resampled directions (`direction_stability`).",
+    ]
+    if control:
+        lines.append(
+            f"- **Control contrast:** `{control['a']}` vs `{control['b']}` ({sources[control['a']]} vs "
+            f"{sources[control['b']]}), {summary['n_control'].get('a')} prompts each, through the same extraction and "
+            "statistics: requests that differ in form, not in harm. `d_minus_control` = in-sample d - control "
+            "in-sample d; `d_heldout_minus_control` likewise for held-out d; `control_cosine` = cosine between the two "
+            "directions."
+        )
+    lines += [
+        f"- **Validity:** `valid` = held-out d > {d_min:g} and Holm-adjusted permutation p < {alpha:g}; "
+        "`valid_seed_rule` = the seed's in-sample rule, kept for comparison.",
         "",
         "## Results",
         "",
-        f"- **Valid layers:** {summary['n_valid_layers']}/{n_layers}",
-        f"- **Strongest layer:** {_strongest_phrase(strongest, n_layers)}",
+        f"- **Valid layers:** {n_valid}/{n_layers} (seed rule: {n_seed}/{n_layers})",
+        f"- **Strongest held-out effect:** {heldout_phrase}",
+        f"- **Strongest in-sample effect:** {in_sample_phrase}",
         "",
-        "### Top 10 layers by |Cohen's d|",
+        "### Top 10 layers by |in-sample Cohen's d|",
         "",
-        *top_table_markdown(top),
+        *top_table_markdown(top, settings["ci_level"]),
         "",
-        "p-values come from their exact log10 (see `log10_p`), so values below the double range are shown, not 0.",
+        "Student's p-values come from their exact log10 (`log10_p`), so values below the double range are shown, "
+        "not 0.",
         "",
         "## Figure",
         "",
         "![Direction analysis](direction_analysis.png)",
         "",
-        "Left: magnitude of the difference in means per layer. Middle: Cohen's d of the projections per layer "
-        "(crosses mark layers that are not valid). Right: both on twin axes.",
+        "Left: magnitude of the difference in means per layer. Middle: in-sample and held-out Cohen's d with the "
+        "held-out d's bootstrap interval, the 99th percentile of the permutation null and the control contrast's "
+        "held-out d (crosses: layers that are not valid). Right: magnitude and held-out d on twin axes.",
         "",
         "## Layer patterns",
         "",
@@ -135,14 +220,16 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         _trend_sentence(table),
         "",
     ]
+    undefined = table[table["reason"].fillna("") != ""]
     if not undefined.empty:
         lines += [f"- Layer {int(r['layer'])}: {r['reason']}." for _, r in undefined.iterrows()] + [""]
     lines += [
         "## Limitations",
         "",
-        f"- One model, {summary['n_harmful']} + {summary['n_harmless']} prompts.",
-        "- The validity rule is evaluated on the same prompts that define the direction, so it is optimistic: "
-        "with many dimensions and few prompts, even random labels can separate in-sample.",
+        f"- One model, {summary['n_harmful']} + {summary['n_harmless']} prompts; the prompt sets differ in topic as "
+        "well as in harm, so the direction may encode topic.",
+        "- In-sample statistics are optimistic: with many dimensions and few prompts, even random labels separate "
+        "in-sample (see `null_d_mean`); only the held-out and permutation columns support a claim.",
         "- Correlation only: no behavioural or causal test is part of this experiment.",
         "",
         "## Files",

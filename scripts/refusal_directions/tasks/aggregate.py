@@ -11,7 +11,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..activations import LAYER_CONVENTION
 from ..jsonio import read_json, write_json
-from ..tables import strongest_layer, top_layers, validation_table
+from ..tables import permutation_floor, strongest_layer, top_layers, validation_table
 
 log = logging.getLogger(__name__)
 SUMMARY_PACKAGES = ("numpy", "scipy", "pandas", "h5py", "mpmath", "safetensors", "snakemake")
@@ -30,12 +30,13 @@ def main(
     manifest_path: str,
     outputs: dict[str, str],
     model: dict,
-    alpha: float,
-    d_min: float,
+    statistics: dict,
+    control: dict | None,
     config_hash: str,
 ) -> None:
+    alpha, d_min = statistics["alpha"], statistics["d_min"]
     manifest = read_json(manifest_path)
-    table = validation_table([read_json(path) for path in layer_stats])
+    table = validation_table([read_json(path) for path in layer_stats], alpha, d_min)
     table.to_csv(outputs["validation"], index=False)
     top_layers(table).to_csv(outputs["top10"], index=False)
 
@@ -50,9 +51,14 @@ def main(
     with open(outputs["pickle"], "wb") as handle:
         pickle.dump({layer: units[layer].copy() for layer in valid_layers}, handle, protocol=4)
 
-    strongest = strongest_layer(table)
-    if strongest:
-        strongest["relative_depth"] = strongest["layer"] / manifest["n_layers"]
+    n_permutations = statistics["n_permutations"]
+    floor = permutation_floor(len(table), n_permutations)
+    if floor >= alpha:
+        log.warning(
+            "with %d permutations and %d layers the smallest Holm-adjusted p is %.3g >= alpha = %g: "
+            "no layer can be valid; raise n_permutations above %d",
+            n_permutations, len(table), floor, alpha, int(len(table) / alpha),
+        )  # fmt: skip
     summary = {
         "model": {"slug": model["slug"], "id": model["id"], "weights_revision": manifest["weights_revision"]},
         "dtype": manifest["dtype"],
@@ -61,12 +67,19 @@ def main(
         "n_layers": manifest["n_layers"],
         "d_model": manifest["d_model"],
         "layer_convention": LAYER_CONVENTION,
+        "valid_rule": "held-out Cohen's d > d_min and Holm-adjusted permutation p < alpha",
         "valid_layers": valid_layers,
         "n_valid_layers": len(valid_layers),
-        "strongest_layer": strongest,
+        "valid_seed_rule_layers": [int(layer) for layer in table.loc[table["valid_seed_rule"], "layer"]],
+        "strongest_layer": strongest_layer(table, "cohens_d"),
+        "strongest_heldout_layer": strongest_layer(table, "cohens_d_heldout"),
         "thresholds": {"alpha": alpha, "d_min": d_min},
+        "statistics": statistics,
+        "smallest_attainable_p_holm": floor,
+        "control": control,
+        "n_control": {role: manifest["sets"][name] for role, name in (control or {}).items()},
         "package_versions": {**manifest["package_versions"], **{p: _installed(p) for p in SUMMARY_PACKAGES}},
         "config_hash": config_hash,
     }
     write_json(outputs["summary"], summary)
-    log.info("%d of %d layers valid; strongest %s", len(valid_layers), len(table), strongest)
+    log.info("%d of %d layers valid; strongest %s", len(valid_layers), len(table), summary["strongest_layer"])

@@ -6,10 +6,11 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..activations import ActivationWriter, write_manifest
-from ..extraction import Extractor, Prompt
+from ..extraction import Extractor
 from ..modeling import (
     decoder_layers,
     format_prompt,
@@ -75,15 +76,29 @@ def main(
     writer = ActivationWriter(
         activations_dir, n_layers, d_model, {name: len(records) for name, records in sets.items()}, attrs, set_attrs
     )
-    prompts = [
-        Prompt(name, row, record["formatted"]) for name, records in sets.items() for row, record in enumerate(records)
-    ]
-    progress = tqdm(total=len(prompts), desc="extracting", unit="prompt", mininterval=2.0)
+    # A prompt in several sets (e.g. the harmless set and the control's imperatives) runs once.
+    destinations: dict[str, list[tuple[str, int]]] = {}
+    for name, records in sets.items():
+        for row, record in enumerate(records):
+            destinations.setdefault(record["formatted"], []).append((name, row))
+    texts = list(destinations)
+
+    def write_batch(indices, per_layer):
+        by_set: dict[str, tuple[list[int], list[int]]] = {}
+        for position, index in enumerate(indices):
+            for name, row in destinations[texts[index]]:
+                by_set.setdefault(name, ([], []))
+                by_set[name][0].append(row)
+                by_set[name][1].append(position)
+        for name, (rows, positions) in by_set.items():
+            writer.write(name, np.array(rows), [values[positions] for values in per_layer])
+
+    progress = tqdm(total=len(texts), desc="extracting", unit="prompt", mininterval=2.0)
     try:
         # With device_map the model may span devices; inputs go where the embeddings are.
         input_device = model.get_input_embeddings().weight.device
         extractor = Extractor(model, tokenizer, input_device, batch_size, progress)
-        extractor.run(prompts, writer.write)
+        extractor.run(texts, write_batch)
     finally:
         progress.close()
         writer.close()
@@ -100,9 +115,9 @@ def main(
         },
     )
     log.info(
-        "wrote %d layers x %d prompts to %s (final batch size %d)",
+        "wrote %d layers x %d distinct prompts to %s (final batch size %d)",
         n_layers,
-        len(prompts),
+        len(texts),
         activations_dir,
         extractor.batch_size,
     )

@@ -1,4 +1,4 @@
-"""Paths that the workflow definition needs before any job runs (standard library only)."""
+"""What the workflow definition (Snakefile, rules/*.smk) needs before any job runs; standard library only."""
 
 from __future__ import annotations
 
@@ -59,3 +59,8 @@ def code_version(task: str) -> str:
 def stable_hash(value) -> str:
     """Hash of a JSON-serialisable value, independent of key order."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def retry_batch_size(batch_size: int | str, attempt: int) -> int | str:
+    """The configured batch size, halved on each retry (a failed extraction is usually out of memory)."""
+    return batch_size if batch_size == "auto" else max(1, batch_size // 2 ** (attempt - 1))

@@ -1,0 +1,157 @@
+"""Devices, dtypes, batch-size back-off, GPU resource declarations and GPU job serialisation."""
+
+import logging
+import re
+from datetime import datetime
+
+import numpy as np
+import pytest
+import torch
+
+from refusal_directions.extraction import Extractor
+from refusal_directions.modeling import format_prompt, load_model, load_tokenizer, resolve_device, resolve_dtype
+from refusal_directions.workflow_helpers import retry_batch_size
+
+from conftest import HARMFUL, HARMLESS, REPO, build_tiny_model, planned_jobs, run_workflow, tiny_config
+
+SPEC = {"id": "tiny", "trust_remote_code": False}
+
+
+def test_device_auto_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto").type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+
+
+def test_dtype_auto_is_bf16_on_cuda_only():
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("auto", torch.device("mps")) == torch.float32
+    assert resolve_dtype("float16", torch.device("cpu")) == torch.float16
+
+
+def test_retries_halve_the_batch_size():
+    assert [retry_batch_size(32, attempt) for attempt in (1, 2, 3)] == [32, 16, 8]
+    assert retry_batch_size(1, 4) == 1 and retry_batch_size("auto", 2) == "auto"
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    return load_model(str(tiny_model), None, SPEC, torch.device("cpu"), torch.float32), load_tokenizer(
+        str(tiny_model), None, SPEC
+    )
+
+
+def formatted(tokenizer, texts):
+    return [format_prompt(tokenizer, text, "chat", None, "tiny") for text in texts]
+
+
+def collector():
+    """A sink that keeps each prompt's per-layer rows, and a function that stacks them in prompt order."""
+    rows = {}
+
+    def sink(indices, per_layer):
+        for position, index in enumerate(indices):
+            rows[int(index)] = np.stack([values[position] for values in per_layer])
+
+    return sink, lambda: np.stack([rows[i] for i in range(len(rows))])
+
+
+def run_extractor(model, tokenizer, batch_size, texts):
+    sink, stacked = collector()
+    extractor = Extractor(model, tokenizer, torch.device("cpu"), batch_size)
+    extractor.run(formatted(tokenizer, texts), sink)
+    return extractor, stacked()
+
+
+class OutOfMemoryAbove:
+    """Wraps a model body and raises CUDA's out-of-memory error for batches larger than ``limit``."""
+
+    def __init__(self, body, limit):
+        self.body, self.limit = body, limit
+
+    def __call__(self, **batch):
+        if batch["input_ids"].shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.body(**batch)
+
+
+def test_auto_batch_size_backs_off_on_out_of_memory(loaded, caplog):
+    model, tokenizer = loaded
+    texts = HARMFUL[:10] + HARMLESS[:9]
+    _, reference = run_extractor(model, tokenizer, 1, texts)
+    extractor = Extractor(model, tokenizer, torch.device("cpu"), "auto")
+    extractor.body = OutOfMemoryAbove(extractor.body, limit=5)
+    sink, stacked = collector()
+    with caplog.at_level(logging.WARNING):
+        extractor.run(formatted(tokenizer, texts), sink)
+    assert extractor.batch_size <= 5
+    assert "out of memory at batch size 19; retrying with 9" in caplog.text
+    np.testing.assert_allclose(stacked(), reference, atol=1e-5)
+
+
+def test_fixed_batch_size_leaves_out_of_memory_to_the_retry(loaded):
+    model, tokenizer = loaded
+    extractor = Extractor(model, tokenizer, torch.device("cpu"), 8)
+    extractor.body = OutOfMemoryAbove(extractor.body, limit=5)
+    with pytest.raises(torch.OutOfMemoryError):
+        extractor.run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
+
+
+def test_device_map_auto_matches_a_plain_load(tiny_model, loaded):
+    model, tokenizer = loaded
+    mapped = load_model(str(tiny_model), None, SPEC, torch.device("cpu"), torch.float32, device_map="auto")
+    _, plain = run_extractor(model, tokenizer, 4, HARMFUL[:6])
+    _, spread = run_extractor(mapped, tokenizer, 4, HARMFUL[:6])
+    np.testing.assert_allclose(spread, plain, atol=1e-6)
+
+
+def test_only_extraction_asks_for_a_gpu(tmp_path):
+    (tmp_path / "data").symlink_to(REPO / "data")
+    for profile in (None, REPO / "profiles" / "slurm"):
+        extra = ["--profile", str(profile)] if profile else []
+        jobs = planned_jobs(
+            run_workflow(tmp_path, None, "-n", *extra, configfile=REPO / "config" / "config.yaml", replace=False)
+        )
+        gpu_rules = {job["rule"] for job in jobs if job["resources"].get("gpu")}
+        assert gpu_rules == {"extract_activations"}
+        extraction = next(job for job in jobs if job["rule"] == "extract_activations")["resources"]
+        assert extraction["gpu"] == "1" and int(extraction["mem_mb"]) >= 16000 and int(extraction["runtime"]) >= 60
+        if profile:
+            assert extraction["slurm_partition"] == "gpu" and extraction["cpus_per_gpu"] == "8"
+            assert {job["resources"]["slurm_partition"] for job in jobs if job["rule"] != "extract_activations"} == {
+                "cpu"
+            }
+
+
+def extraction_intervals(workdir):
+    """(start, end) of each extraction job, from the 'job started'/'job finished' lines of its log."""
+    intervals = []
+    for log in sorted((workdir / "results" / "logs" / "extract_activations").glob("*.log")):
+        stamps = [
+            datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            for line in log.read_text().splitlines()
+            if re.search(r" INFO job (started|finished)$", line)
+        ]
+        intervals.append((stamps[0], stamps[-1]))
+    return sorted(intervals)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gpu_limit", [True, False], ids=["resources-gpu-1", "no-gpu-limit"])
+def test_gpu_resource_serialises_extractions(tmp_path, tiny_model, gpu_limit):
+    config = tiny_config(tmp_path, tiny_model)
+    second = build_tiny_model(tmp_path / "second-model", seed=3)
+    config["models"].append({"slug": "second", "id": str(second)})
+    args = ["--cores", "4", "--set-threads", "extract_activations=1", "layer_stats=1"]
+    run_workflow(tmp_path, config, *args, *(["--resources", "gpu=1"] if gpu_limit else []))
+    (first_start, first_end), (second_start, _) = extraction_intervals(tmp_path)
+    if gpu_limit:
+        assert second_start >= first_end  # one after the other
+    else:
+        assert second_start < first_end  # the control: without the limit they overlap
