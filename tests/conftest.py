@@ -22,7 +22,9 @@ HARMLESS = [f"Give {i} tips for growing tomatoes on a small balcony" for i in ra
 QUESTIONS = [f"What are {i} tips for growing tomatoes on a small balcony?" for i in range(20)]
 
 
-def build_tiny_model(folder: Path, n_layers: int = 3, chat_template: bool = True, seed: int = 0) -> Path:
+def build_tiny_model(
+    folder: Path, n_layers: int = 3, chat_template: bool = True, seed: int = 0, hidden_size: int = 32
+) -> Path:
     """A random Llama-architecture model with a BPE tokenizer trained on the test prompts."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -41,8 +43,8 @@ def build_tiny_model(folder: Path, n_layers: int = 3, chat_template: bool = True
         wrapped.chat_template = CHATML_TEMPLATE
     config = LlamaConfig(
         vocab_size=tokenizer.get_vocab_size(),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=n_layers,
         num_attention_heads=4,
         num_key_value_heads=2,

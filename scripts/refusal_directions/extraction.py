@@ -26,7 +26,8 @@ class LastTokenRecorder:
     def _hook(self, index: int):
         def keep_last_token(_module, _inputs, output):
             hidden = output[0] if isinstance(output, tuple) else output
-            self.captured[index] = hidden[:, -1, :].float()
+            # A copy, not a view: a view would keep the block's whole [batch, seq, d] output alive.
+            self.captured[index] = hidden[:, -1, :].to(torch.float32, copy=True)
 
         return keep_last_token
 

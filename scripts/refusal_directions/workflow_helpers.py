@@ -47,10 +47,11 @@ def local_modules(module: str) -> set[str]:
 
 
 def code_version(task: str) -> str:
-    """Hash of a task module and the package modules it imports: a rerun trigger for library edits,
-    which Snakemake's own code tracking (the script file only) would miss."""
+    """Hash of a task module, the package modules it imports and the package's __init__ (process-wide
+    numerics settings): a rerun trigger for library edits, which Snakemake's own code tracking (the script
+    file only) would miss."""
     digest = hashlib.sha256()
-    for name in sorted(local_modules(f"tasks.{task}")):
+    for name in sorted(local_modules(f"tasks.{task}") | {"__init__"}):
         digest.update(name.encode())
         digest.update(PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py").read_bytes())
     return digest.hexdigest()[:16]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from importlib.metadata import version
@@ -45,7 +46,13 @@ def main(
     save_file(
         {"unit_directions": units, "mean_differences": np.stack([d["diff"] for d in directions])},
         outputs["directions"],
-        metadata={"model_id": model["id"], "layer_convention": LAYER_CONVENTION, "rows": "layer 0 .. L-1"},
+        # One metadata key: safetensors writes several keys in a random order, which would change the bytes.
+        metadata={
+            "refusal_directions": json.dumps(
+                {"model_id": model["id"], "layer_convention": LAYER_CONVENTION, "rows": "layer 0 .. L-1"},
+                sort_keys=True,
+            )
+        },
     )
     valid_layers = [int(layer) for layer in table.loc[table["valid"], "layer"]]
     with open(outputs["pickle"], "wb") as handle:

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Run the default workflow twice -- locally and through SLURM with profiles/slurm -- and prove that
+#   (1) every non-local job was submitted with sbatch and got a SLURM job id,
+#   (2) the extraction job (the only one with gpu=1) was submitted with --gpus=1 to the gpu partition,
+#   (3) the statistics tables of both runs are byte-identical.
+#
+# Usage: .ci/slurm/run-workflow.sh REPO [STATE_DIR]
+#   REPO        repository root (with .venv)
+#   STATE_DIR   the state directory printed by start-cluster.sh; without it SLURM_CONF must be set
+# Environment (optional):
+#   SLURM_CI_WORK          folder for the two work dirs and the logs   [mktemp -d ${TMPDIR:-/tmp}/rd-slurm-ci.XXXXXX]
+#   SLURM_CI_CORES         cores of the local run                      [2]
+#   SLURM_CI_INIT_SECONDS  --slurm-init-seconds-before-status-checks    [5]
+#   SLURM_CI_RUN_TIMEOUT   seconds allowed for each of the two runs     [1800]
+# Exit status: 0 when (1)-(3) hold, non-zero otherwise. Work dirs and logs are kept (path printed).
+set -euo pipefail
+
+repo=$(cd "${1:?usage: run-workflow.sh REPO [STATE_DIR]}" && pwd)
+state=${2:-}
+if [ -n "$state" ]; then
+    export SLURM_CONF="$state/slurm.conf"
+fi
+[ -n "${SLURM_CONF:-}" ] && [ -f "$SLURM_CONF" ] || { echo "run-workflow: error: SLURM_CONF not set or missing" >&2; exit 2; }
+state=${state:-$(dirname "$SLURM_CONF")}
+
+snakemake=$repo/.venv/bin/snakemake
+python=$repo/.venv/bin/python
+cores=${SLURM_CI_CORES:-2}
+init_seconds=${SLURM_CI_INIT_SECONDS:-5}
+run_timeout=${SLURM_CI_RUN_TIMEOUT:-1800}
+work=${SLURM_CI_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/rd-slurm-ci.XXXXXX")}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+local_dir=$work/local
+slurm_dir=$work/slurm
+export HF_HUB_OFFLINE=1
+
+say() { echo "run-workflow: $*"; }
+now() { date +%s; }
+
+for d in "$local_dir" "$slurm_dir"; do
+    rm -rf "$d"
+    mkdir -p "$d"
+    # The config's dataset paths (data/harmful.txt, ...) are relative to the work dir.
+    cp -a "$repo/data" "$d/data"
+done
+say "work dir: $work"
+say "$("$snakemake" --version | sed 's/^/snakemake /'), $("$python" -m pip show snakemake-executor-plugin-slurm 2>/dev/null | sed -n 's/^Version: /snakemake-executor-plugin-slurm /p'), $(sinfo --version)"
+
+# --- (a) local run --------------------------------------------------------------------------------
+t0=$(now)
+say "local run -> $local_dir (log: $work/local.log)"
+(
+    cd "$local_dir"
+    timeout "$run_timeout" "$snakemake" --snakefile "$repo/Snakefile" --directory "$local_dir" \
+        --configfile "$repo/config/config.yaml" --cores "$cores"
+) >"$work/local.log" 2>&1 || { tail -n 40 "$work/local.log"; say "FAIL: local run failed"; exit 1; }
+t1=$(now)
+say "local run done in $((t1 - t0))s"
+
+# --- (b) SLURM run --------------------------------------------------------------------------------
+# Record what SLURM itself holds about every job while the run lasts (finished jobs stay visible for
+# MinJobAge seconds, far longer than this polling interval).
+squeue_log=$work/squeue.log
+: >"$squeue_log"
+(
+    while :; do
+        squeue --states=all -h -O "JobID:|,Partition:|,tres-per-job:|,State:|,Comment:" >>"$squeue_log" 2>/dev/null || true
+        sleep 2
+    done
+) &
+poller=$!
+trap 'kill "$poller" 2>/dev/null || true' EXIT
+
+slurm_args=(
+    --profile "$repo/profiles/slurm"
+    # No slurmdbd here: sacct does not work, so poll with squeue (MinJobAge >= 3x the first interval).
+    --slurm-status-command squeue
+    --slurm-init-seconds-before-status-checks "$init_seconds"
+    # A CLI --set-resources replaces the profile's whole set-resources block: repeat its partition and
+    # runtime, and fit memory and CPUs to the CI node (2 cores, ~21 GB).
+    --set-resources
+    extract_activations:slurm_partition=gpu
+    extract_activations:cpus_per_gpu=2
+    extract_activations:mem_mb=8000
+    extract_activations:runtime=120
+    convert_model:mem_mb=8000
+    convert_model:runtime=30
+    # The sbatch command lines are logged only at debug level.
+    --verbose
+)
+say "SLURM run -> $slurm_dir (log: $work/slurm.log)"
+say "  snakemake --snakefile $repo/Snakefile --directory $slurm_dir --configfile $repo/config/config.yaml ${slurm_args[*]}"
+set +e
+(
+    # Started from the work dir: the plugin puts its logs and the jobs' working directory (sbatch -D)
+    # under the directory snakemake is started from, not under --directory.
+    cd "$slurm_dir"
+    timeout "$run_timeout" "$snakemake" --snakefile "$repo/Snakefile" --directory "$slurm_dir" \
+        --configfile "$repo/config/config.yaml" "${slurm_args[@]}"
+) 2>&1 | tee "$work/slurm.log" | grep --line-buffered -E "submitted with SLURM jobid|steps \([0-9]+%\) done|Error|error:" | sed -u 's/^/  | /'
+slurm_rc=${PIPESTATUS[0]}
+set -e
+t2=$(now)
+sleep 3   # one more squeue snapshot after the last job
+kill "$poller" 2>/dev/null || true
+wait "$poller" 2>/dev/null || true
+trap - EXIT
+# Last state of each job as slurmctld reported it.
+awk -F'|' '{ last[$1] = $0 } END { for (j in last) print last[j] }' "$squeue_log" | sort -n >"$work/squeue-final.log"
+say "SLURM run finished in $((t2 - t1))s with exit status $slurm_rc"
+if [ "$slurm_rc" -ne 0 ]; then
+    grep -v "^DEBUG\|^\s*$" "$work/slurm.log" | tail -n 60
+    say "FAIL: SLURM run failed"
+    exit 1
+fi
+
+# --- (c) checks -----------------------------------------------------------------------------------
+say "checks"
+set +e
+"$python" - "$work" "$local_dir" "$slurm_dir" "$state" "$repo/config/config.yaml" <<'PY'
+import re
+import sys
+from collections import Counter
+from filecmp import cmp
+from pathlib import Path
+
+import yaml
+
+work, local_dir, slurm_dir, state, configfile = map(Path, sys.argv[1:])
+log = (work / "slurm.log").read_text(errors="replace")
+local_log = (work / "local.log").read_text(errors="replace")
+failures = []
+
+
+def check(ok, message):
+    print(("  ok    " if ok else "  FAIL  ") + message)
+    if not ok:
+        failures.append(message)
+
+
+def jobs_of(text):
+    """(kind, rule, snakemake jobid) of every job block in a snakemake log."""
+    pattern = re.compile(r"^(localrule|localcheckpoint|rule|checkpoint) (\w+):\n(?:    .*\n)*?    jobid: (\d+)$", re.M)
+    return [(m[1], m[2], int(m[3])) for m in pattern.finditer(text)]
+
+
+jobs = jobs_of(log)
+remote = {jobid: rule for kind, rule, jobid in jobs if not kind.startswith("local")}
+local_only = sorted({rule for kind, rule, _ in jobs if kind.startswith("local")})
+submitted = {
+    int(m[1]): m[2]
+    for m in re.finditer(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: ", log)
+}
+
+print("(1) every non-local job was submitted with sbatch and got a SLURM job id")
+for line in re.findall(r"^.*Job \d+ has been submitted with SLURM jobid.*$", log, re.M)[:3]:
+    print("      " + line)
+print("      ...")
+print(f"      local rules (run on the submitting host, no sbatch): {', '.join(local_only)}")
+missing = sorted(set(remote) - set(submitted))
+check(not missing and len(remote) > 0,
+      f"{len(submitted)} of {len(remote)} non-local jobs have a SLURM job id"
+      + (f"; missing: {[(j, remote[j]) for j in missing]}" if missing else ""))
+slurm_ids = list(submitted.values())
+check(len(set(slurm_ids)) == len(slurm_ids), f"{len(set(slurm_ids))} distinct SLURM job ids "
+      f"({min(map(int, slurm_ids))}..{max(map(int, slurm_ids))})")
+per_rule = Counter(remote[j] for j in submitted if j in remote)
+print("      per rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(per_rule.items())))
+local_counts = Counter(rule for _, rule, _ in jobs_of(local_log))
+slurm_counts = Counter(rule for _, rule, _ in jobs)
+check(local_counts == slurm_counts,
+      f"same jobs as the local run ({sum(local_counts.values())} local, {sum(slurm_counts.values())} via SLURM run)")
+sbatch_calls = re.findall(r"sbatch call: (sbatch .*)", log)
+check(len(sbatch_calls) == len(submitted), f"{len(sbatch_calls)} sbatch calls logged for {len(submitted)} submissions")
+
+# SLURM's own view: the squeue snapshots taken during the run (and jobcomp, if configured).
+seen = {}
+for line in (work / "squeue-final.log").read_text().splitlines():
+    parts = line.split("|")
+    if len(parts) >= 4:
+        seen[parts[0].strip()] = [p.strip() for p in parts]
+not_seen = [i for i in slurm_ids if i not in seen]
+not_done = {i: seen[i][3] for i in slurm_ids if i in seen and seen[i][3] != "COMPLETED"}
+check(not not_seen and not not_done,
+      f"slurmctld lists all {len(slurm_ids)} jobs as COMPLETED (squeue --states=all)"
+      + (f"; not seen: {not_seen}" if not_seen else "") + (f"; not completed: {not_done}" if not_done else ""))
+jobcomp = state / "log" / "jobcomp.log"
+if jobcomp.exists():
+    records = {m[1]: m[2] for m in re.finditer(r"JobId=(\d+) .*?JobState=(\w+)", jobcomp.read_text())}
+    bad = {i: records.get(i) for i in slurm_ids if records.get(i) != "COMPLETED"}
+    check(not bad, f"jobcomp record COMPLETED for all {len(slurm_ids)} jobs ({jobcomp})"
+          + (f"; not: {bad}" if bad else ""))
+
+print("(2) the extraction job was submitted with --gpus=1")
+extract_jobs = [j for j, rule in remote.items() if rule == "extract_activations"]
+check(len(extract_jobs) == 1, f"one extract_activations job (snakemake job {extract_jobs}, SLURM job "
+      f"{[submitted.get(j) for j in extract_jobs]})")
+extract_calls = [c for c in sbatch_calls if "--comment rule_extract_activations" in c]
+check(len(extract_calls) == 1, "one sbatch call for extract_activations")
+for call in extract_calls:
+    head = call.split(" --wrap=")[0]
+    print("      sbatch call: " + head + " --wrap=...")
+    check(re.search(r"(^| )--gpus=1( |$)", head) is not None, "its sbatch call contains --gpus=1")
+    check(re.search(r"(^| )-p gpu( |$)", head) is not None, "its sbatch call contains -p gpu")
+others = [c for c in sbatch_calls if "--comment rule_extract_activations" not in c and "--gpus" in c.split(" --wrap=")[0]]
+check(not others, f"no other sbatch call asks for a GPU ({len(sbatch_calls) - len(extract_calls)} calls)")
+for j in extract_jobs:
+    sid = submitted.get(j)
+    row = seen.get(sid)
+    if row:
+        print("      squeue: JobID|Partition|tres-per-job|State|Comment = " + "|".join(row[:5]))
+    check(row is not None and row[1] == "gpu" and row[2] == "gres:gpu:1",
+          f"slurmctld holds SLURM job {sid} in partition gpu with TresPerJob=gres:gpu:1")
+
+print("(3) statistics tables identical to the local run")
+models = [m["slug"] for m in yaml.safe_load(configfile.read_text())["models"]]
+check(len(models) > 0, f"models in the config: {', '.join(models)}")
+for model in models:
+    base_l, base_s = local_dir / "results" / model, slurm_dir / "results" / model
+    layers_l = sorted(p.name for p in (base_l / "layers").glob("layer_*.json"))
+    layers_s = sorted(p.name for p in (base_s / "layers").glob("layer_*.json"))
+    check(layers_l == layers_s and len(layers_l) > 0,
+          f"{model}: same layer files: {len(layers_l)} local, {len(layers_s)} via SLURM")
+    names = ["validation_results.csv", "top10_layers.csv"] + [f"layers/{n}" for n in layers_l]
+    differ = [n for n in names
+              if not (base_l / n).exists() or not (base_s / n).exists()
+              or not cmp(base_l / n, base_s / n, shallow=False)]
+    for n in names[:3]:
+        print(f"      cmp {base_l / n} {base_s / n}")
+    print(f"      ... and {len(names) - 3} more")
+    check(not differ, f"{model}: {len(names) - len(differ)} of {len(names)} tables byte-identical"
+          + (f"; differ: {differ}" if differ else ""))
+    extra = ["summary.json", "directions.safetensors", "validated_directions.pkl", "report.md"]
+    same = [n for n in extra if (base_l / n).exists() and (base_s / n).exists()
+            and cmp(base_l / n, base_s / n, shallow=False)]
+    print(f"      (for information, also identical: {', '.join(same) or 'none'};"
+          f" different: {', '.join(sorted(set(extra) - set(same))) or 'none'})")
+
+if failures:
+    print(f"FAILED: {len(failures)} check(s)")
+    sys.exit(1)
+print("all checks passed")
+PY
+rc=$?
+set -e
+t3=$(now)
+say "timings: local run $((t1 - t0))s, SLURM run $((t2 - t1))s, checks $((t3 - t2))s"
+exit $rc

@@ -1,0 +1,289 @@
+"""Extraction speed against the naive notebook loop and the bare forward pass, in one process.
+
+    make bench                                   # the embedded SmolLM2, 512 prompts, then the default DAG
+    python benchmarks/bench_extraction.py --help
+
+On the same prompts and the same loaded model it times
+  (a) the workflow's extractor (hooks, length-sorted left-padded batches, streaming HDF5 writes),
+  (b) the naive loop: batch size 1, output_hidden_states=True, every layer collected,
+  (c) the bare forward pass over the batches of (a), nothing collected: the limit,
+  (d) TransformerLens run_with_cache (batch size 1), if it is installed and loads the model,
+then runs the default workflow once and splits its wall time into extraction and everything else.
+The last four lines are always
+  ratio extractor/naive: X / ratio extractor/bare: Y / peak rss extractor MB: Z / dag other/extraction: W
+extractor/naive is a speed-up (prompts/s of a over prompts/s of b; goal >= 2.5), extractor/bare a time ratio
+on the same prompts (1.00 = collecting costs nothing; goal <= 1.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from refusal_directions.activations import ActivationWriter  # noqa: E402
+from refusal_directions.extraction import Extractor, left_padded, length_sorted_batches  # noqa: E402
+from refusal_directions.modeling import (  # noqa: E402
+    decoder_layers,
+    format_prompt,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+    weights_location,
+)
+
+
+def rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM, so the next peak belongs to what runs next."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(function, device) -> float:
+    synchronise(device)
+    start = time.perf_counter()
+    function()
+    synchronise(device)
+    return time.perf_counter() - start
+
+
+def prompt_texts(n_prompts: int) -> list[str]:
+    """The first n/2 harmful and n/2 harmless prompts of the project's data."""
+    half = n_prompts // 2
+    harmful = (REPO / "data" / "harmful.txt").read_text().splitlines()[:half]
+    harmless = (REPO / "data" / "harmless.txt").read_text().splitlines()[:half]
+    return harmful + harmless
+
+
+def load_from_config(config_path: Path, device: torch.device, report: dict):
+    """The config's first model, from a converted folder for GGUF models (timing the GGUF load once)."""
+    config = yaml.safe_load(config_path.read_text())
+    spec = {"revision": None, "package": None, "gguf_file": None, "trust_remote_code": False, "dtype": "auto",
+            **config["models"][0]}  # fmt: skip
+    dtype = resolve_dtype(spec["dtype"], device)
+    location, gguf_file = weights_location(spec)
+    if gguf_file:
+        start = time.perf_counter()
+        tokenizer = load_tokenizer(location, gguf_file, spec)
+        model = load_model(location, gguf_file, spec, torch.device("cpu"), torch.float32)
+        report["load gguf s"] = time.perf_counter() - start
+        folder = Path(tempfile.mkdtemp(prefix="bench-converted-"))
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        del model
+        location, gguf_file = str(folder), None
+    start = time.perf_counter()
+    tokenizer = load_tokenizer(location, gguf_file, spec)
+    model = load_model(location, gguf_file, spec, device, dtype)
+    report["load converted s" if spec.get("gguf_file") else "load s"] = time.perf_counter() - start
+    return model, tokenizer, spec
+
+
+def random_qwen_shaped(device: torch.device):
+    """A Qwen2.5-1.5B-shaped model with random weights (no download), in bf16 on CUDA, and a byte-level
+    tokenizer with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).to(device=device, dtype=resolve_dtype("auto", device)).eval()
+    trainer = trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator(prompt_texts(512) + ["system user assistant You are a helpful assistant."], trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+        "{{ '<|im_start|>assistant\n' }}"
+    )
+    tokenizer.padding_side = "left"
+    return model, tokenizer, {"id": "random Qwen2.5-1.5B-shaped", "prompt_format": "chat", "system_prompt": None}
+
+
+def run_extractor(model, tokenizer, texts, batch_size, device, folder: Path) -> None:
+    """(a): exactly what the extraction job does per batch, writing to HDF5 in ``folder``."""
+    n_layers, d_model = len(decoder_layers(model)), model.config.get_text_config().hidden_size
+    writer = ActivationWriter(folder, n_layers, d_model, {"prompts": len(texts)}, {}, {})
+    try:
+        Extractor(model, tokenizer, device, batch_size).run(texts, lambda rows, per: writer.write("prompts", rows, per))
+    finally:
+        writer.close()
+
+
+def run_naive(model, tokenizer, texts, device) -> list:
+    """(b): what a notebook does: one prompt at a time, all hidden states, every layer kept."""
+    kept = []
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(device)
+            hidden = model(**ids, output_hidden_states=True).hidden_states
+            kept.append([state[0, -1].float().cpu().numpy() for state in hidden])
+    return kept
+
+
+def run_bare(model, tokenizer, texts, batch_size, device) -> None:
+    """(c): the same length-sorted, left-padded batches through the base model, nothing collected."""
+    token_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    body = getattr(model, model.base_model_prefix, model)
+    with torch.inference_mode():
+        for indices in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
+            body(**left_padded([token_ids[i] for i in indices], tokenizer.pad_token_id, device), use_cache=False)
+
+
+def run_transformer_lens(model_folder: str | None, tokenizer, texts, device) -> tuple[float | None, str]:
+    """(d): TransformerLens's run_with_cache on each prompt, keeping only the block outputs."""
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+    except ImportError as error:
+        return None, f"not installed ({error})"
+    if model_folder is None:
+        return None, "needs a local model folder"
+    try:
+        bridge = TransformerBridge.boot_transformers(model_folder, device=str(device))
+        keep = [name for name in bridge.hook_dict if name.startswith("blocks.") and name.endswith("hook_out")]
+        keep = [name for name in keep if name.count(".") == 2]  # blocks.{i}.hook_out, the block outputs
+
+        def loop():
+            for text in texts:
+                tokens = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+                _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in keep)
+                [cache[name][0, -1].float().cpu().numpy() for name in keep]
+
+        return timed(loop, device), f"TransformerBridge, {len(keep)} block-output hooks"
+    except Exception as error:  # the architecture or this version may not be supported
+        return None, f"failed: {type(error).__name__}: {str(error)[:200]}"
+
+
+def dag_split(cores: int) -> dict:
+    """Run the default workflow in a fresh folder; split its wall time by the jobs' benchmark files."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-dag-"))
+    shutil.copytree(REPO / "data", workdir / "data")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--configfile", str(REPO / "config" / "config.yaml"), "--cores", str(cores)]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - start
+    seconds = {}
+    for tsv in (workdir / "results" / "benchmarks").glob("*/*.tsv"):
+        with tsv.open() as handle:
+            seconds[tsv.parent.name] = seconds.get(tsv.parent.name, 0.0) + float(
+                next(csv.DictReader(handle, delimiter="\t"))["s"]
+            )
+    shutil.rmtree(workdir)
+    extraction = seconds.get("extract_activations", float("nan"))
+    conversion = seconds.get("convert_model", 0.0)
+    return {"wall": wall, "extraction": extraction, "conversion": conversion, "other": wall - extraction - conversion}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml", help="model: its first entry")
+    parser.add_argument("--random-qwen", action="store_true", help="a Qwen2.5-1.5B-shaped random model instead")
+    parser.add_argument("--prompts", type=int, default=512)
+    parser.add_argument("--naive-prompts", type=int, default=128, help="prompts for the batch-1 loops (b) and (d)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--skip-dag", action="store_true", help="do not run the default workflow")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    report: dict = {}
+    if args.random_qwen:
+        model, tokenizer, spec = random_qwen_shaped(device)
+        model_folder = None
+    else:
+        model, tokenizer, spec = load_from_config(args.config, device, report)
+        model_folder = str(model.name_or_path)
+    texts = [
+        format_prompt(tokenizer, t, "chat", spec.get("system_prompt"), spec["id"]) for t in prompt_texts(args.prompts)
+    ]
+    # The batch-1 loops run on every k-th prompt, so their length mix matches the full set.
+    sparse = texts[:: max(1, len(texts) // args.naive_prompts)][: args.naive_prompts]
+    model_rss = rss_mb("VmRSS")
+    print(
+        f"device {device}, dtype {next(model.parameters()).dtype}, {len(decoder_layers(model))} layers, "
+        f"{len(texts)} prompts (batch-1 loops: {len(sparse)}), batch size {args.batch_size}, {args.threads} threads"
+    )
+
+    run_bare(model, tokenizer, texts[: args.batch_size], args.batch_size, device)  # warm-up
+    folder = Path(tempfile.mkdtemp(prefix="bench-h5-"))
+    extractor_s, bare_s = [], []
+    peak_rss = 0.0
+    for _ in range(2):  # interleaved, best of two: the machine is noisy
+        reset_peak_rss()
+        extractor_s.append(
+            timed(lambda: run_extractor(model, tokenizer, texts, args.batch_size, device, folder), device)
+        )
+        peak_rss = max(peak_rss, rss_mb("VmHWM"))
+        bare_s.append(timed(lambda: run_bare(model, tokenizer, texts, args.batch_size, device), device))
+    shutil.rmtree(folder)
+    naive_s = timed(lambda: run_naive(model, tokenizer, sparse, device), device)
+    lens_s, lens_note = run_transformer_lens(model_folder, tokenizer, sparse, device)
+
+    rates = {
+        "(a) extractor": len(texts) / min(extractor_s),
+        "(b) naive batch-1 loop": len(sparse) / naive_s,
+        "(c) bare forward": len(texts) / min(bare_s),
+    }
+    for name, seconds in report.items():
+        print(f"{name}: {seconds:.1f}")
+    for name, rate in rates.items():
+        print(f"{name}: {rate:.2f} prompts/s")
+    print(f"(d) TransformerLens run_with_cache: {len(sparse) / lens_s:.2f} prompts/s ({lens_note})" if lens_s
+          else f"(d) TransformerLens run_with_cache: {lens_note}")  # fmt: skip
+    print(f"model rss MB: {model_rss:.0f}")
+    dag = None if args.skip_dag or args.random_qwen else dag_split(args.threads)
+    if dag:
+        print(f"default DAG wall s: {dag['wall']:.1f} (GGUF conversion {dag['conversion']:.1f}, extraction "
+              f"{dag['extraction']:.1f}, everything else {dag['other']:.1f})")  # fmt: skip
+    print(json.dumps({"rates": rates, "peak_rss_mb": peak_rss, "dag": dag}))
+    print(f"ratio extractor/naive: {rates['(a) extractor'] / rates['(b) naive batch-1 loop']:.2f}")
+    print(f"ratio extractor/bare: {min(extractor_s) / min(bare_s):.3f}")
+    print(f"peak rss extractor MB: {peak_rss:.0f}")
+    print(f"dag other/extraction: {dag['other'] / dag['extraction']:.2f}" if dag else "dag other/extraction: nan")
+
+
+if __name__ == "__main__":
+    main()
