@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test lint report clean
+.PHONY: run test lint report bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+# Prints per-layer statistics timings, then the extraction ratios; its last four lines are the ratios.
+bench: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_layer_stats.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_extraction.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report report.html

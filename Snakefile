@@ -17,6 +17,8 @@ include: "rules/extract.smk"
 include: "rules/stats.smk"
 include: "rules/report.smk"
 include: "rules/compare.smk"
+include: "rules/behaviour.smk"
+include: "rules/interventions.smk"
 
 
 # Hub downloads need the network, which cluster compute nodes often lack: run them where snakemake runs.

@@ -87,6 +87,24 @@ def extraction_inputs(wildcards):
     return inputs
 
 
+def formatted_prompts(wildcards):
+    """The main contrast's prompts as the model saw them (written by the extraction checkpoint)."""
+    return {name: f"results/{wildcards.model}/prompts/{name}.jsonl" for name in MAIN_DATASETS}
+
+
+def model_job_inputs(wildcards):
+    """Inputs of a job that runs the model after extraction: its prompts, the directions and, for a
+    GGUF model, the converted weights."""
+    inputs = {
+        "prompts": list(formatted_prompts(wildcards).values()),
+        "directions": f"results/{wildcards.model}/directions.safetensors",
+    }
+    spec = MODELS[wildcards.model]
+    if spec["gguf_file"]:
+        inputs["converted"] = f"results/converted/{conversion_key(spec)}"
+    return inputs
+
+
 def extraction_batch_size(wildcards, attempt):
     return retry_batch_size(config["batch_size"], attempt)
 
@@ -142,6 +160,24 @@ def results_config_hash(wildcards):
     )
 
 
+def report_inputs(wildcards):
+    """The per-model report reads the behaviour and intervention tables when those branches run."""
+    folder = f"results/{wildcards.model}"
+    inputs = {
+        "summary": f"{folder}/summary.json",
+        "validation": f"{folder}/validation_results.csv",
+        "top10": f"{folder}/top10_layers.csv",
+        "figure": f"{folder}/direction_analysis.png",
+    }
+    if config["behaviour"]["enabled"]:
+        inputs["auroc"] = f"{folder}/behaviour/auroc_by_layer.csv"
+        inputs["refusals"] = f"{folder}/behaviour/refusals.csv"
+        inputs["levels"] = f"{folder}/behaviour/projection_by_level.csv"
+    if config["interventions"]["enabled"]:
+        inputs["sweep"] = f"{folder}/interventions/sweep.csv"
+    return inputs
+
+
 def model_title(wildcards):
     return MODELS[wildcards.model]["id"]
 
@@ -156,6 +192,21 @@ def model_outputs(model):
         "directions.safetensors",
         "validated_directions.pkl",
     ]
+    if config["behaviour"]["enabled"]:
+        names += [
+            "behaviour/responses.jsonl",
+            "behaviour/refusals.csv",
+            "behaviour/auroc_by_layer.csv",
+            "behaviour/auroc_by_layer.png",
+            "behaviour/projection_by_level.csv",
+        ]
+    if config["interventions"]["enabled"]:
+        names += [
+            "interventions/generations.jsonl",
+            "interventions/labels.csv",
+            "interventions/sweep.csv",
+            "interventions/sweep.png",
+        ]
     return [f"results/{model}/{name}" for name in names]
 
 

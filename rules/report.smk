@@ -25,10 +25,7 @@ rule plot_directions:
 
 rule write_report:
     input:
-        summary="results/{model}/summary.json",
-        validation="results/{model}/validation_results.csv",
-        top10="results/{model}/top10_layers.csv",
-        figure="results/{model}/direction_analysis.png",
+        unpack(report_inputs),
     output:
         report(
             "results/{model}/report.md",

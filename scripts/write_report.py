@@ -6,9 +6,7 @@ with rule_log(snakemake.log[0]):
     from refusal_directions.tasks.write_report import main
 
     main(
-        snakemake.input.summary,
-        snakemake.input.validation,
-        snakemake.input.top10,
+        dict(snakemake.input.items()),
         snakemake.output[0],
         datasets=snakemake.params.datasets,
         seed=snakemake.params.seed,

@@ -111,7 +111,10 @@ def test_device_map_auto_matches_a_plain_load(tiny_model, loaded):
     np.testing.assert_allclose(spread, plain, atol=1e-6)
 
 
-def test_only_extraction_asks_for_a_gpu(tmp_path):
+MODEL_RULES = {"extract_activations", "generate_responses", "run_interventions"}
+
+
+def test_only_the_jobs_that_run_the_model_ask_for_a_gpu(tmp_path):
     (tmp_path / "data").symlink_to(REPO / "data")
     for profile in (None, REPO / "profiles" / "slurm"):
         extra = ["--profile", str(profile)] if profile else []
@@ -119,14 +122,15 @@ def test_only_extraction_asks_for_a_gpu(tmp_path):
             run_workflow(tmp_path, None, "-n", *extra, configfile=REPO / "config" / "config.yaml", replace=False)
         )
         gpu_rules = {job["rule"] for job in jobs if job["resources"].get("gpu")}
-        assert gpu_rules == {"extract_activations"}
-        extraction = next(job for job in jobs if job["rule"] == "extract_activations")["resources"]
-        assert extraction["gpu"] == "1" and int(extraction["mem_mb"]) >= 16000 and int(extraction["runtime"]) >= 60
-        if profile:
-            assert extraction["slurm_partition"] == "gpu" and extraction["cpus_per_gpu"] == "8"
-            assert {job["resources"]["slurm_partition"] for job in jobs if job["rule"] != "extract_activations"} == {
-                "cpu"
-            }
+        assert gpu_rules == MODEL_RULES  # the default config runs the behaviour and interventions branches
+        for job in jobs:
+            if job["rule"] in MODEL_RULES:
+                resources = job["resources"]
+                assert resources["gpu"] == "1" and int(resources["mem_mb"]) >= 16000 and int(resources["runtime"]) >= 60
+                if profile:
+                    assert resources["slurm_partition"] == "gpu" and resources["cpus_per_gpu"] == "8"
+            elif profile:
+                assert job["resources"]["slurm_partition"] == "cpu", job["rule"]
 
 
 def extraction_intervals(workdir):

@@ -24,6 +24,16 @@ def finished(tmp_path_factory, tiny_model):
     return workdir
 
 
+@pytest.fixture(scope="module")
+def finished_with_experiments(tmp_path_factory, tiny_model):
+    workdir = tmp_path_factory.mktemp("finished-experiments")
+    config = tiny_config(workdir, tiny_model)
+    config["behaviour"] = {"enabled": True, "n_prompts": 4, "max_new_tokens": 3}
+    config["interventions"] = {"enabled": True, "layers": [1], "n_prompts": 3, "max_new_tokens": 3}
+    run_workflow(workdir, config)
+    return workdir
+
+
 @pytest.fixture
 def copy_of_run(finished, tmp_path):
     """A copy of the finished run (mtimes and Snakemake metadata included) to change and dry-run."""
@@ -159,3 +169,32 @@ def test_package_edit_reruns_the_rules_that_import_it(tmp_path, tiny_model):
         handle.write("\n# an edit\n")
     jobs = planned_jobs(run_workflow(workdir, config, "-n", snakefile=repo / "Snakefile"))
     assert "plot_directions" in counts(jobs)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            lambda c: c["refusal"].update(substrings=["No"]),
+            {"score_refusals": 1, "behaviour_analysis": 1, "summarize_interventions": 1, "write_report": 1, "all": 1},
+        ),
+        (
+            lambda c: c["behaviour"].update(max_new_tokens=4),
+            {"generate_responses": 1, "score_refusals": 1, "behaviour_analysis": 1, "write_report": 1, "all": 1},
+        ),
+        (
+            lambda c: c["interventions"].update(max_new_tokens=4),
+            {"run_interventions": 1, "summarize_interventions": 1, "write_report": 1, "all": 1},
+        ),
+    ],
+    ids=["refusal", "behaviour", "interventions"],
+)
+def test_experiment_settings_rerun_their_branch_only(finished_with_experiments, tmp_path, change, expected):
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_with_experiments, workdir, symlinks=True)
+
+    def apply(config):
+        config.setdefault("refusal", {})
+        change(config)
+
+    assert counts(dry_run_after(workdir, apply)) == expected

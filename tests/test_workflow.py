@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import QUESTIONS, run_workflow, scipy_layer_reference, tiny_config, write_lines
+from conftest import HARMFUL, QUESTIONS, run_workflow, scipy_layer_reference, tiny_config, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +39,15 @@ def finished_run(tmp_path_factory, tiny_model):
     config["datasets"]["questions"] = {"source": write_lines(workdir / "data" / "questions.txt", QUESTIONS)}
     config["datasets"]["imperatives"] = dict(config["datasets"]["harmless"])
     config["control"] = {"a": "imperatives", "b": "questions"}
+    levels = ["low", "medium", "high"]
+    rows = ["prompt,level"] + [f'"{text}",{levels[i % 3]}' for i, text in enumerate(HARMFUL)]
+    config["datasets"]["harmful"] = {
+        "source": write_lines(workdir / "data" / "harmful.csv", rows),
+        "text_column": "prompt",
+        "level_column": "level",
+    }
+    config["behaviour"] = {"enabled": True, "n_prompts": 6, "max_new_tokens": 4}
+    config["interventions"] = {"enabled": True, "layers": [0, 2], "n_prompts": 4, "max_new_tokens": 4}
     run_workflow(workdir, config)
     return workdir, workdir / "results" / "tiny"
 
@@ -49,7 +58,7 @@ def test_prompt_files(finished_run):
         rows = [json.loads(line) for line in (out / "prompts" / f"{name}.jsonl").read_text().splitlines()]
         assert len(rows) == 12
         for row in rows:
-            assert set(row) == {"id", "text", "source", "formatted"}
+            assert set(row) == {"id", "text", "source", "formatted"} | ({"level"} if name == "harmful" else set())
             assert row["formatted"].endswith("<|im_start|>assistant\n") and row["text"] in row["formatted"]
 
 
@@ -154,3 +163,36 @@ def test_rerun_is_a_no_op(finished_run):
     workdir, _ = finished_run
     result = run_workflow(workdir, None, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_behaviour_branch(finished_run):
+    _, out = finished_run
+    responses = [json.loads(line) for line in (out / "behaviour" / "responses.jsonl").read_text().splitlines()]
+    assert len(responses) == 12 and {r["set"] for r in responses} == {"harmful", "harmless"}
+    assert all({"id", "row", "text", "response"} <= set(r) for r in responses)
+    refusals = pd.read_csv(out / "behaviour" / "refusals.csv")
+    assert len(refusals) == 12 and {"refused", "refused_substring", "evidence", "judge"} <= set(refusals.columns)
+    auroc = pd.read_csv(out / "behaviour" / "auroc_by_layer.csv")
+    assert len(auroc) == 6 and set(auroc["scope"]) == {"all prompts", "harmful prompts"}
+    for scope, part in auroc.groupby("scope"):
+        members = ["harmful"] if scope == "harmful prompts" else ["harmful", "harmless"]
+        refused = refusals.loc[refusals["set"].isin(members), "refused"]
+        assert part["auroc"].isna().all() == (refused.all() or not refused.any())
+    levels = pd.read_csv(out / "behaviour" / "projection_by_level.csv")
+    assert set(levels["level"]) == {"low", "medium", "high"} and len(levels) == 9  # 3 layers x 3 levels
+    assert (out / "behaviour" / "auroc_by_layer.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Behaviour (Experiment 1)" in (out / "report.md").read_text()
+
+
+def test_interventions_branch(finished_run):
+    _, out = finished_run
+    sweep = pd.read_csv(out / "interventions" / "sweep.csv")
+    assert sweep["layer"].tolist() == [0, 2]
+    for column in ("refusal_ablation_all", "refusal_ablation_layer", "refusal_random_ablation_all", "refusal_addition",
+                   "refusal_random_addition", "kl_ablation_all", "kl_random_ablation_all", "kl_addition"):  # fmt: skip
+        assert sweep[column].notna().all(), column
+    assert (sweep["kl_ablation_all"] >= 0).all() and (sweep["n_harmful"] == 4).all()
+    generations = (out / "interventions" / "generations.jsonl").read_text().splitlines()
+    assert len(generations) == 8 + 2 * 5 * 4  # baselines, then 5 conditions x 4 prompts per layer
+    assert (out / "interventions" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Interventions (Experiment 2)" in (out / "report.md").read_text()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the default workflow twice -- locally and through SLURM with profiles/slurm -- and prove that
 #   (1) every non-local job was submitted with sbatch and got a SLURM job id,
-#   (2) the extraction job (the only one with gpu=1) was submitted with --gpus=1 to the gpu partition,
+#   (2) the jobs that run the model (extraction, generation, interventions: the only ones with gpu=1)
+#       were submitted with --gpus=1 to the gpu partition, and no other job asks for a GPU,
 #   (3) the statistics tables of both runs are byte-identical.
 #
 # Usage: .ci/slurm/run-workflow.sh REPO [STATE_DIR]
@@ -84,6 +85,14 @@ slurm_args=(
     extract_activations:cpus_per_gpu=2
     extract_activations:mem_mb=8000
     extract_activations:runtime=120
+    generate_responses:slurm_partition=gpu
+    generate_responses:cpus_per_gpu=2
+    generate_responses:mem_mb=8000
+    generate_responses:runtime=120
+    run_interventions:slurm_partition=gpu
+    run_interventions:cpus_per_gpu=2
+    run_interventions:mem_mb=8000
+    run_interventions:runtime=240
     convert_model:mem_mb=8000
     convert_model:runtime=30
     # The sbatch command lines are logged only at debug level.
@@ -192,20 +201,22 @@ if jobcomp.exists():
     check(not bad, f"jobcomp record COMPLETED for all {len(slurm_ids)} jobs ({jobcomp})"
           + (f"; not: {bad}" if bad else ""))
 
-print("(2) the extraction job was submitted with --gpus=1")
-extract_jobs = [j for j, rule in remote.items() if rule == "extract_activations"]
-check(len(extract_jobs) == 1, f"one extract_activations job (snakemake job {extract_jobs}, SLURM job "
-      f"{[submitted.get(j) for j in extract_jobs]})")
-extract_calls = [c for c in sbatch_calls if "--comment rule_extract_activations" in c]
-check(len(extract_calls) == 1, "one sbatch call for extract_activations")
-for call in extract_calls:
+print("(2) the jobs that run the model were submitted with --gpus=1 to the gpu partition")
+model_rules = ("extract_activations", "generate_responses", "run_interventions")
+model_jobs = [j for j, rule in remote.items() if rule in model_rules]
+check(sum(remote[j] == "extract_activations" for j in model_jobs) == 1,
+      f"one extract_activations job; model jobs {sorted(remote[j] for j in model_jobs)} (SLURM jobs "
+      f"{[submitted.get(j) for j in model_jobs]})")
+model_calls = [c for c in sbatch_calls if any(f"--comment rule_{rule}_" in c for rule in model_rules)]
+check(len(model_calls) == len(model_jobs), f"one sbatch call per model job ({len(model_calls)})")
+for call in model_calls:
     head = call.split(" --wrap=")[0]
     print("      sbatch call: " + head + " --wrap=...")
     check(re.search(r"(^| )--gpus=1( |$)", head) is not None, "its sbatch call contains --gpus=1")
     check(re.search(r"(^| )-p gpu( |$)", head) is not None, "its sbatch call contains -p gpu")
-others = [c for c in sbatch_calls if "--comment rule_extract_activations" not in c and "--gpus" in c.split(" --wrap=")[0]]
-check(not others, f"no other sbatch call asks for a GPU ({len(sbatch_calls) - len(extract_calls)} calls)")
-for j in extract_jobs:
+others = [c for c in sbatch_calls if c not in model_calls and "--gpus" in c.split(" --wrap=")[0]]
+check(not others, f"no other sbatch call asks for a GPU ({len(sbatch_calls) - len(model_calls)} calls)")
+for j in model_jobs:
     sid = submitted.get(j)
     row = seen.get(sid)
     if row:

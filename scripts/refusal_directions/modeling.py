@@ -156,3 +156,18 @@ def format_prompt(tokenizer, text: str, prompt_format: str, system_prompt: str |
     messages = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
     messages.append({"role": "user", "content": text})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def load_for_job(spec: dict, converted_dir: str | None, device: str, device_map: str | None, threads: int):
+    """Model, tokenizer and input device for a job: from the converted folder of a GGUF model, else from
+    the Hub or a local folder; device and dtype resolved here (auto: CUDA/bf16, else MPS or CPU/fp32)."""
+    torch.set_num_threads(threads)
+    location, gguf_file = (converted_dir, None) if converted_dir else weights_location(spec)
+    torch_device = resolve_device(device)
+    dtype = resolve_dtype(spec["dtype"], torch_device)
+    log.info("model %s from %s on %s as %s", spec["id"], location, torch_device, dtype)
+    tokenizer = load_tokenizer(location, gguf_file, spec)
+    model = load_model(location, gguf_file, spec, torch_device, dtype, device_map)
+    # With device_map the model may span devices; inputs go where the embeddings are.
+    input_device = model.get_input_embeddings().weight.device
+    return model, tokenizer, input_device, weights_revision(model, location, gguf_file)

@@ -65,3 +65,56 @@ def direction_analysis_figure(table: pd.DataFrame, title: str, d_min: float, ci_
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def auroc_figure(table: pd.DataFrame, title: str, ci_level: float):
+    """AUROC of the projection for predicting refusal, by layer, over all prompts and within harmful ones."""
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for (scope, part), colour in zip(table.groupby("scope", sort=False), ("tab:blue", "tab:red"), strict=False):
+        reason = part["reason"].fillna("").iloc[0]
+        if part["auroc"].notna().any():
+            label = f"{scope} ({reason})" if reason else scope
+            axis.plot(part["layer"], part["auroc"], "o-", color=colour, markersize=3, label=label)
+            axis.fill_between(part["layer"], part["auroc_ci_low"], part["auroc_ci_high"], color=colour, alpha=0.2,
+                              label=f"{scope}, {ci_level:.0%} bootstrap CI")  # fmt: skip
+        else:
+            axis.text(0.5, 0.1 if colour == "tab:blue" else 0.2, f"{scope}: {reason}", transform=axis.transAxes,
+                      ha="center", color=colour)  # fmt: skip
+    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
+    axis.set(xlabel="layer", ylabel="AUROC (projection -> refusal)", ylim=(0, 1), title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def interventions_figure(table: pd.DataFrame, title: str):
+    """Refusal rates under each intervention by layer (harmful: ablation; harmless: addition), with the
+    random-direction controls and the baselines, and the next-token KL on harmless prompts."""
+    figure, (ax_ablate, ax_add, ax_kl) = plt.subplots(1, 3, figsize=(17, 4.5))
+    layers = table["layer"]
+    ax_ablate.plot(layers, table["refusal_ablation_all"], "o-", label="ablation, every layer")
+    ax_ablate.plot(layers, table["refusal_ablation_layer"], "s-", label="ablation, this layer only")
+    ax_ablate.plot(layers, table["refusal_random_ablation_all"], "x--", color="grey", label="random direction")
+    ax_ablate.axhline(table["refusal_baseline_harmful"].iloc[0], color="black", linestyle=":", label="no intervention")
+    ax_ablate.set(xlabel="layer of the direction", ylabel="refusal rate", ylim=(-0.02, 1.02),
+                  title="Harmful prompts: directional ablation")  # fmt: skip
+    ax_add.plot(layers, table["refusal_addition"], "o-", color="tab:red", label="activation addition")
+    ax_add.plot(layers, table["refusal_random_addition"], "x--", color="grey", label="random vector, same norm")
+    ax_add.axhline(table["refusal_baseline_harmless"].iloc[0], color="black", linestyle=":", label="no intervention")
+    ax_add.set(xlabel="layer", ylabel="refusal rate", ylim=(-0.02, 1.02), title="Harmless prompts: activation addition")
+    for column, style, label in (
+        ("kl_ablation_all", "o-", "ablation, every layer"),
+        ("kl_random_ablation_all", "x--", "random direction ablation"),
+        ("kl_addition", "s-", "activation addition"),
+        ("kl_random_addition", "+--", "random vector addition"),
+    ):
+        if column in table:
+            ax_kl.plot(layers, table[column].clip(lower=1e-6), style, label=label)
+    ax_kl.set(xlabel="layer", ylabel="mean KL (nats)", yscale="log", title="Harmless prompts: next-token KL")
+    for axis in (ax_ablate, ax_add, ax_kl):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -24,28 +24,20 @@ OFFLINE_HINT = (
 LOCAL_FORMATS = (".txt", ".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
 
-def _column(rows: list[dict], column: str, where: str) -> list:
-    if rows and column not in rows[0]:
-        raise UserError(f"{where} has no text column '{column}' (columns: {', '.join(map(str, rows[0]))})")
-    return [row.get(column) for row in rows]
-
-
-def _read_local(path: Path, column: str) -> list:
+def _read_local(path: Path) -> list:
+    """Rows of a local file: strings (txt, or a JSON list of strings) or dicts (everything else)."""
     suffix = path.suffix.lower()
     if not path.exists():
         raise UserError(f"dataset file {path} does not exist")
     if suffix == ".txt":
         return path.read_text(encoding="utf-8").splitlines()
     if suffix == ".jsonl":
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return _column([json.loads(line) for line in lines if line.strip()], column, str(path))
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, list) and all(isinstance(item, str) for item in data):
-            return data
         if not isinstance(data, list):
             raise UserError(f"{path} must hold a JSON list of strings or of objects")
-        return _column(data, column, str(path))
+        return data
     if suffix in (".csv", ".tsv", ".parquet"):
         import pandas as pd
 
@@ -53,8 +45,23 @@ def _read_local(path: Path, column: str) -> list:
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
-        return _column(frame.to_dict("records"), column, str(path))
+        return frame.to_dict("records")
     raise UserError(f"dataset file {path}: unsupported format '{suffix}' (use one of {', '.join(LOCAL_FORMATS)})")
+
+
+def _text_and_level(rows: list, spec: dict, where: str) -> tuple[list, list | None]:
+    """The prompt of every row and, if the spec names a level column, its harm level."""
+    level_column = spec.get("level_column")
+    if rows and isinstance(rows[0], str):
+        if level_column:
+            raise UserError(f"{where} has one prompt per line and no columns; it cannot have level_column")
+        return rows, None
+    columns = list(rows[0]) if rows else []
+    for role, column in (("text", spec["text_column"]), ("level", level_column)):
+        if column and rows and column not in rows[0]:
+            raise UserError(f"{where} has no {role} column '{column}' (columns: {', '.join(map(str, columns))})")
+    texts = [row.get(spec["text_column"]) for row in rows]
+    return texts, ([row.get(level_column) for row in rows] if level_column else None)
 
 
 def hub_reachable(timeout: float = 5.0) -> bool:
@@ -82,12 +89,7 @@ def _read_hub(name: str, spec: dict) -> list:
         raise UserError(
             f"cannot load Hub dataset '{name}' (split {spec['split']}): {type(error).__name__}; {OFFLINE_HINT}"
         ) from error
-    if spec["text_column"] not in table.column_names:
-        raise UserError(
-            f"Hub dataset '{name}' has no text column '{spec['text_column']}' "
-            f"(columns: {', '.join(table.column_names)})"
-        )
-    return table[spec["text_column"]]
+    return table.to_list()
 
 
 def load_dataset_records(name: str, spec: dict) -> tuple[list[dict], dict]:
@@ -98,9 +100,10 @@ def load_dataset_records(name: str, spec: dict) -> tuple[list[dict], dict]:
     """
     source = spec["source"]
     hub = hub_id(source)
-    raw = _read_hub(hub, spec) if hub else _read_local(Path(source), spec["text_column"])
+    raw, where = (_read_hub(hub, spec), f"Hub dataset '{hub}'") if hub else (_read_local(Path(source)), source)
+    texts, levels = _text_and_level(raw, spec, where)
     records, seen, n_empty, n_duplicate = [], set(), 0, 0
-    for row, value in enumerate(raw):
+    for row, value in enumerate(texts):
         text = value.strip() if isinstance(value, str) else ""
         if not text:
             n_empty += 1
@@ -108,7 +111,10 @@ def load_dataset_records(name: str, spec: dict) -> tuple[list[dict], dict]:
             n_duplicate += 1
         else:
             seen.add(text)
-            records.append({"id": f"{name}-{row:05d}", "text": text, "source": source})
+            record = {"id": f"{name}-{row:05d}", "text": text, "source": source}
+            if levels is not None:
+                record["level"] = levels[row]
+            records.append(record)
     counts = {"rows": len(raw), "kept": len(records), "dropped_empty": n_empty, "dropped_duplicate": n_duplicate}
     if not records:
         raise UserError(f"dataset '{name}' ({source}) holds no usable prompts ({n_empty} empty rows)")

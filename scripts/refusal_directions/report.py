@@ -7,6 +7,8 @@ from itertools import pairwise
 
 import pandas as pd
 
+from .report_experiments import behaviour_section, behavioural_evidence, interventions_section
+
 
 def format_p(log10_p: float) -> str:
     """A p-value in scientific notation from its log10, exact where the double would underflow."""
@@ -78,12 +80,11 @@ def _trend_sentence(table: pd.DataFrame) -> str:
     )
 
 
-def _what_it_separates(table: pd.DataFrame, valid: int) -> str:
+def _what_it_separates(table: pd.DataFrame, valid: int, evidence: str) -> str:
     text = (
         "The direction separates harmful from harmless requests in the residual stream: a statement about what the "
-        "model represents (the topic or harmfulness of the request), not about what it does. Nothing here shows that "
-        "the model refuses, nor that this direction causes refusal; only the behaviour and intervention experiments "
-        "can support calling it a refusal direction."
+        "model represents (the topic or harmfulness of the request), not about what it does. Only behavioural and "
+        f"causal evidence can make it a refusal direction. {evidence}"
     )
     if not _has_control(table) or valid == 0:
         return text
@@ -135,7 +136,10 @@ def _strongest_phrase(strongest: dict | None, n_layers: int, column: str) -> str
     )
 
 
-def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict, sampling_seed: int) -> str:
+def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict, sampling_seed: int,
+           experiments: dict[str, pd.DataFrame]) -> str:  # fmt: skip
+    """The report; ``experiments`` holds the behaviour tables (refusals, auroc, levels) and the intervention
+    sweep (sweep) when those branches ran."""
     model = summary["model"]
     n_layers = summary["n_layers"]
     alpha, d_min = summary["thresholds"]["alpha"], summary["thresholds"]["d_min"]
@@ -159,7 +163,7 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         f"built the direction) passes {n_seed} of {n_layers}. Strongest held-out effect: {heldout_phrase}; strongest "
         f"in-sample effect: {in_sample_phrase}.",
         "",
-        _what_it_separates(table, n_valid),
+        _what_it_separates(table, n_valid, behavioural_evidence(experiments.get("auroc"), experiments.get("sweep"))),
         "",
         "## Method",
         "",
@@ -223,6 +227,10 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
     undefined = table[table["reason"].fillna("") != ""]
     if not undefined.empty:
         lines += [f"- Layer {int(r['layer'])}: {r['reason']}." for _, r in undefined.iterrows()] + [""]
+    if "auroc" in experiments:
+        lines += behaviour_section(experiments["refusals"], experiments["auroc"], experiments["levels"])
+    if "sweep" in experiments:
+        lines += interventions_section(experiments["sweep"])
     lines += [
         "## Limitations",
         "",
@@ -230,7 +238,10 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         "well as in harm, so the direction may encode topic.",
         "- In-sample statistics are optimistic: with many dimensions and few prompts, even random labels separate "
         "in-sample (see `null_d_mean`); only the held-out and permutation columns support a claim.",
-        "- Correlation only: no behavioural or causal test is part of this experiment.",
+        "- Refusal is judged by substrings (or the configured classifier), which miss partial compliance and "
+        "refusals worded otherwise."
+        if experiments
+        else "- Correlation only: no behavioural or causal test was run.",
         "",
         "## Files",
         "",

@@ -7,20 +7,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..activations import ActivationWriter, write_manifest
 from ..extraction import Extractor
-from ..modeling import (
-    decoder_layers,
-    format_prompt,
-    load_model,
-    load_tokenizer,
-    resolve_device,
-    resolve_dtype,
-    weights_location,
-    weights_revision,
-)
+from ..modeling import decoder_layers, format_prompt, load_for_job
 from ..prompts import read_jsonl, text_hash, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -51,13 +41,7 @@ def main(
 ) -> None:
     from tqdm import tqdm
 
-    torch.set_num_threads(threads)
-    location, gguf_file = (converted_dir, None) if converted_dir else weights_location(spec)
-    torch_device = resolve_device(device)
-    dtype = resolve_dtype(spec["dtype"], torch_device)
-    log.info("model %s from %s on %s as %s", spec["id"], location, torch_device, dtype)
-    tokenizer = load_tokenizer(location, gguf_file, spec)
-    model = load_model(location, gguf_file, spec, torch_device, dtype, device_map)
+    model, tokenizer, input_device, revision = load_for_job(spec, converted_dir, device, device_map, threads)
     n_layers = len(decoder_layers(model))
     d_model = model.config.get_text_config().hidden_size
 
@@ -65,11 +49,10 @@ def main(
     for name, records in sets.items():
         write_jsonl(formatted_outputs[name], records)
     hashes = {name: text_hash([r["formatted"] for r in records]) for name, records in sets.items()}
-    revision = weights_revision(model, location, gguf_file)
     attrs = {
         "model_id": spec["id"],
         "weights_revision": revision,
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": str(model.dtype).removeprefix("torch."),
         "prompt_set_hash": text_hash([hashes[name] for name in sorted(hashes)]),
     }
     set_attrs = {name: {"prompt_hash": digest} for name, digest in hashes.items()}
@@ -95,8 +78,6 @@ def main(
 
     progress = tqdm(total=len(texts), desc="extracting", unit="prompt", mininterval=2.0)
     try:
-        # With device_map the model may span devices; inputs go where the embeddings are.
-        input_device = model.get_input_embeddings().weight.device
         extractor = Extractor(model, tokenizer, input_device, batch_size, progress)
         extractor.run(texts, write_batch)
     finally:

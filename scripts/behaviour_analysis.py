@@ -1,0 +1,17 @@
+"""Snakemake entry for rule behaviour_analysis."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.tasks.behaviour_analysis import main
+
+    main(
+        refusals_csv=snakemake.input.refusals,
+        directions=snakemake.input.directions,
+        manifest=snakemake.input.manifest,
+        prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
+        outputs=dict(snakemake.output.items()),
+        statistics=snakemake.params.statistics,
+        title=snakemake.params.title,
+        dpi=snakemake.params.dpi,
+    )

@@ -1,0 +1,110 @@
+"""Causal interventions on the residual stream with forward hooks.
+
+- Directional ablation everywhere (Arditi et al. 2024): x <- x - (x . r) r on the embedding output and
+  on every attention and MLP output, so the residual stream never carries the direction r (unit).
+- Directional ablation at one layer: the same projection on the output of decoder block l only.
+- Activation addition: x <- x + v on the output of decoder block l, at every position.
+Block l's output is where layer l's direction was measured (README: layer convention).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from .modeling import decoder_layers
+
+
+def _hidden(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _replace_hidden(output, hidden):
+    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+
+def _project_out(unit: torch.Tensor):
+    def hook(_module, _inputs, output):
+        hidden = _hidden(output)
+        direction = unit.to(device=hidden.device, dtype=hidden.dtype)
+        return _replace_hidden(output, hidden - (hidden @ direction).unsqueeze(-1) * direction)
+
+    return hook
+
+
+def _add(vector: torch.Tensor):
+    def hook(_module, _inputs, output):
+        hidden = _hidden(output)
+        return _replace_hidden(output, hidden + vector.to(device=hidden.device, dtype=hidden.dtype))
+
+    return hook
+
+
+def _sublayer(block, names: tuple[str, ...]):
+    for name in names:
+        if hasattr(block, name):
+            return getattr(block, name)
+    raise ValueError(f"{type(block).__name__} has none of the sub-modules {names}")
+
+
+def residual_writers(model) -> list[torch.nn.Module]:
+    """Every module that writes into the residual stream: the token embedding and each block's attention
+    and MLP."""
+    writers = [model.get_input_embeddings()]
+    for block in decoder_layers(model):
+        writers.append(_sublayer(block, ("self_attn", "attn", "attention")))
+        writers.append(_sublayer(block, ("mlp", "feed_forward")))
+    return writers
+
+
+@contextmanager
+def hooks(pairs):
+    """Register (module, forward hook) pairs for the duration of the block."""
+    handles = [module.register_forward_hook(hook) for module, hook in pairs]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def ablate_everywhere(model, direction: np.ndarray):
+    unit = torch.as_tensor(direction / np.linalg.norm(direction), dtype=torch.float32)
+    return hooks([(module, _project_out(unit)) for module in residual_writers(model)])
+
+
+def ablate_at_layer(model, direction: np.ndarray, layer: int):
+    unit = torch.as_tensor(direction / np.linalg.norm(direction), dtype=torch.float32)
+    return hooks([(decoder_layers(model)[layer], _project_out(unit))])
+
+
+def add_at_layer(model, vector: np.ndarray, layer: int):
+    return hooks([(decoder_layers(model)[layer], _add(torch.as_tensor(vector, dtype=torch.float32)))])
+
+
+def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
+    """A random direction with the same norm as ``vector`` (uniform on the sphere)."""
+    draw = np.random.default_rng(seed).normal(size=vector.shape)
+    return draw / np.linalg.norm(draw) * np.linalg.norm(vector)
+
+
+def next_token_log_probs(model, tokenizer, texts: list[str], batch_size: int, device) -> torch.Tensor:
+    """log p(next token | prompt) at the end of each prompt, [n_prompts, vocab], float32 on the CPU."""
+    from .extraction import left_padded, length_sorted_batches
+
+    token_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    rows: list[torch.Tensor | None] = [None] * len(texts)
+    for indices in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
+        batch = left_padded([token_ids[i] for i in indices], tokenizer.pad_token_id, device)
+        with torch.inference_mode():
+            logits = model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1, :]
+        for position, index in enumerate(indices):
+            rows[int(index)] = logits[position].float().log_softmax(-1).cpu()
+    return torch.stack(rows)
+
+
+def kl_divergence(base_log_probs: torch.Tensor, changed_log_probs: torch.Tensor) -> np.ndarray:
+    """KL(base || changed) per prompt, in nats."""
+    return (base_log_probs.exp() * (base_log_probs - changed_log_probs)).sum(-1).numpy()

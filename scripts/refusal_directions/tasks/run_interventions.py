@@ -1,0 +1,94 @@
+"""Experiment 2: per layer, ablate the direction (everywhere, and at that layer only) on harmful prompts,
+add it on harmless prompts, and do the same with a random direction of the same norm; record the
+responses and the next-token KL divergence on harmless prompts."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file
+
+from ..generation import generate, prompt_subsets
+from ..interventions import (
+    ablate_at_layer,
+    ablate_everywhere,
+    add_at_layer,
+    kl_divergence,
+    next_token_log_probs,
+    random_like,
+)
+from ..modeling import decoder_layers, load_for_job
+from ..prompts import write_jsonl
+from ..runlog import UserError
+
+log = logging.getLogger(__name__)
+
+
+def conditions(model, layer: int, unit: np.ndarray, difference: np.ndarray, seed: int) -> dict:
+    """Each condition: the prompt set it runs on and the hooks that make it (entered when used)."""
+    random_unit = random_like(unit, seed + layer)
+    random_difference = random_like(difference, seed + layer)
+    return {
+        "ablation_all": ("harmful", lambda: ablate_everywhere(model, unit)),
+        "ablation_layer": ("harmful", lambda: ablate_at_layer(model, unit, layer)),
+        "random_ablation_all": ("harmful", lambda: ablate_everywhere(model, random_unit)),
+        "addition": ("harmless", lambda: add_at_layer(model, difference, layer)),
+        "random_addition": ("harmless", lambda: add_at_layer(model, random_difference, layer)),
+    }
+
+
+def main(spec: dict, prompt_files: dict[str, str], directions: str, outputs: dict, converted_dir: str | None,
+         settings: dict, batch_size: int | str, device: str, device_map: str | None, threads: int) -> None:  # fmt: skip
+    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, device, device_map, threads)
+    batch = 32 if batch_size == "auto" else batch_size
+    tensors = load_file(directions)
+    units, differences = tensors["unit_directions"].astype(np.float64), tensors["mean_differences"].astype(np.float64)
+    n_layers = len(decoder_layers(model))
+    layers = settings["layers"] if settings["layers"] is not None else list(range(n_layers))
+    if max(layers) >= n_layers:
+        raise UserError(
+            f"interventions.layers has layer {max(layers)} but the model has {n_layers} layers (0-{n_layers - 1})"
+        )
+    subsets = prompt_subsets(prompt_files, settings["n_prompts"], settings["seed"])
+    texts = {name: [record["formatted"] for record in records] for name, records in subsets.items()}
+
+    def respond(name: str, layer, condition: str, context) -> list[dict]:
+        with context:
+            responses = generate(model, tokenizer, texts[name], settings["max_new_tokens"], batch, input_device)
+        return [
+            {
+                "layer": layer,
+                "condition": condition,
+                "set": name,
+                "id": r["id"],
+                "row": r["row"],
+                "text": r["text"],
+                "response": response,
+            }  # fmt: skip
+            for r, response in zip(subsets[name], responses, strict=True)
+        ]
+
+    def harmless_log_probs(context):
+        with context:
+            return next_token_log_probs(model, tokenizer, texts["harmless"], batch, input_device)
+
+    generations = respond("harmful", None, "baseline", nullcontext()) + respond(
+        "harmless", None, "baseline", nullcontext()
+    )
+    baseline = harmless_log_probs(nullcontext())
+    divergences = []
+    for layer in layers:
+        for condition, (name, make_hooks) in conditions(
+            model, layer, units[layer], differences[layer], settings["seed"]
+        ).items():
+            generations += respond(name, layer, condition, make_hooks())
+            if condition != "ablation_layer":
+                kl = kl_divergence(baseline, harmless_log_probs(make_hooks()))
+                divergences.append({"layer": layer, "condition": condition, "mean_kl": float(kl.mean()),
+                                    "median_kl": float(np.median(kl)), "max_kl": float(kl.max())})  # fmt: skip
+        log.info("layer %d done", layer)
+    write_jsonl(outputs["generations"], generations)
+    pd.DataFrame(divergences).to_csv(outputs["kl"], index=False)

@@ -1,0 +1,8 @@
+"""Snakemake entry for rule score_refusals."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.tasks.score_refusals import main
+
+    main(snakemake.input[0], snakemake.output[0], snakemake.params.refusal)

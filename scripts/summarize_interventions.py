@@ -1,0 +1,15 @@
+"""Snakemake entry for rule summarize_interventions."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.tasks.summarize_interventions import main
+
+    main(
+        snakemake.input.generations,
+        snakemake.input.kl,
+        outputs=dict(snakemake.output.items()),
+        refusal=snakemake.params.refusal,
+        title=snakemake.params.title,
+        dpi=snakemake.params.dpi,
+    )

@@ -1,0 +1,121 @@
+"""The intervention hooks on the tiny model: ablation zeroes the projection, addition shifts it exactly,
+the random control differs; and generation and KL behave."""
+
+import numpy as np
+import pytest
+import torch
+
+from refusal_directions.generation import generate
+from refusal_directions.interventions import (
+    ablate_at_layer,
+    ablate_everywhere,
+    add_at_layer,
+    kl_divergence,
+    next_token_log_probs,
+    random_like,
+)
+from refusal_directions.modeling import decoder_layers, format_prompt, load_model, load_tokenizer
+
+from conftest import HARMFUL, HARMLESS
+
+SPEC = {"id": "tiny", "trust_remote_code": False}
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    model = load_model(str(tiny_model), None, SPEC, torch.device("cpu"), torch.float32)
+    tokenizer = load_tokenizer(str(tiny_model), None, SPEC)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def direction():
+    vector = np.random.default_rng(0).normal(size=32)
+    return vector / np.linalg.norm(vector)
+
+
+def block_outputs(model, tokenizer, texts):
+    """Every block's output for every position of each prompt (padding-free: one prompt at a time)."""
+    outputs = []
+    for text in texts:
+        captured = []
+        handles = [
+            block.register_forward_hook(
+                lambda m, i, o, store=captured: store.append(o[0] if isinstance(o, tuple) else o)
+            )
+            for block in decoder_layers(model)
+        ]
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            model(**ids)
+        for handle in handles:
+            handle.remove()
+        outputs.append([state[0].double().numpy() for state in captured])
+    return outputs
+
+
+def prompts(tokenizer, texts):
+    return [format_prompt(tokenizer, text, "chat", None, "tiny") for text in texts]
+
+
+def test_ablation_everywhere_zeroes_the_projection_at_every_layer(loaded, direction):
+    model, tokenizer = loaded
+    with ablate_everywhere(model, direction):
+        states = block_outputs(model, tokenizer, prompts(tokenizer, HARMFUL[:3]))
+    for per_prompt in states:
+        for layer_state in per_prompt:
+            projection = layer_state @ direction
+            assert np.abs(projection).max() < 1e-5 * np.abs(layer_state).max()
+
+
+def test_ablation_at_one_layer_zeroes_it_there_only(loaded, direction):
+    model, tokenizer = loaded
+    with ablate_at_layer(model, direction, 1):
+        states = block_outputs(model, tokenizer, prompts(tokenizer, HARMFUL[:2]))
+    for per_prompt in states:
+        assert np.abs(per_prompt[1] @ direction).max() < 1e-5 * np.abs(per_prompt[1]).max()
+        assert np.abs(per_prompt[2] @ direction).max() > 1e-3  # the next block writes it back
+
+
+def test_addition_shifts_the_projection_by_the_set_amount(loaded, direction):
+    model, tokenizer = loaded
+    texts = prompts(tokenizer, HARMLESS[:3])
+    vector = 2.5 * direction
+    before = block_outputs(model, tokenizer, texts)
+    with add_at_layer(model, vector, 0):
+        after = block_outputs(model, tokenizer, texts)
+    for base, changed in zip(before, after, strict=True):
+        np.testing.assert_allclose(changed[0] - base[0], np.broadcast_to(vector, base[0].shape), atol=1e-5)
+        np.testing.assert_allclose((changed[0] - base[0]) @ direction, 2.5, atol=1e-5)
+
+
+def test_random_control_has_the_same_norm_and_differs(loaded, direction):
+    model, tokenizer = loaded
+    control = random_like(3.0 * direction, seed=1)
+    assert np.linalg.norm(control) == pytest.approx(3.0)
+    assert abs(control @ direction) / 3.0 < 0.6
+    assert not np.allclose(random_like(direction, 1), random_like(direction, 2))
+    with ablate_everywhere(model, control):
+        states = block_outputs(model, tokenizer, prompts(tokenizer, HARMFUL[:1]))
+    assert np.abs(states[0][-1] @ direction).max() > 1e-3  # ablating another direction leaves this one
+
+
+def test_kl_is_zero_without_change_and_positive_with_it(loaded, direction):
+    model, tokenizer = loaded
+    texts = prompts(tokenizer, HARMLESS[:4])
+    base = next_token_log_probs(model, tokenizer, texts, 4, "cpu")
+    np.testing.assert_allclose(
+        kl_divergence(base, next_token_log_probs(model, tokenizer, texts, 2, "cpu")), 0, atol=1e-6
+    )
+    with add_at_layer(model, 5.0 * direction, 1):
+        changed = next_token_log_probs(model, tokenizer, texts, 4, "cpu")
+    assert (kl_divergence(base, changed) > 1e-4).all()
+
+
+def test_batched_greedy_generation_matches_one_by_one(loaded):
+    model, tokenizer = loaded
+    texts = prompts(tokenizer, HARMFUL[:3] + HARMLESS[:2])
+    batched = generate(model, tokenizer, texts, 6, batch_size=5, device="cpu")
+    single = [generate(model, tokenizer, [text], 6, batch_size=1, device="cpu")[0] for text in texts]
+    assert batched == single
+    assert all(isinstance(response, str) for response in batched)
