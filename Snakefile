@@ -31,3 +31,4 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        per_layer_targets,

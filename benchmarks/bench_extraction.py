@@ -37,10 +37,11 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from refusal_directions.activations import ActivationWriter  # noqa: E402
-from refusal_directions.extraction import Extractor, left_padded, length_sorted_batches  # noqa: E402
+from refusal_directions.batching import left_padded, length_sorted_batches  # noqa: E402
+from refusal_directions.chat_format import format_prompt  # noqa: E402
+from refusal_directions.extraction import Extractor  # noqa: E402
 from refusal_directions.modeling import (  # noqa: E402
     decoder_layers,
-    format_prompt,
     load_model,
     load_tokenizer,
     resolve_device,

@@ -37,9 +37,7 @@ def synthetic_layer(seed: int = 0) -> dict[str, np.ndarray]:
 
 def seconds_per_layer(n_permutations: int, repeats: int = 3) -> float:
     groups = synthetic_layer()
-    settings = StatsSettings(
-        0.01, 0.5, n_folds=5, n_permutations=n_permutations, n_bootstrap=1000, ci_level=0.95, seed=0
-    )
+    settings = StatsSettings(n_folds=5, n_permutations=n_permutations, n_bootstrap=1000, ci_level=0.95, seed=0)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

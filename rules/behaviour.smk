@@ -1,26 +1,20 @@
 rule generate_responses:
     input:
-        unpack(model_job_inputs),
+        unpack(generation_inputs),
     output:
         "results/{model}/behaviour/responses.jsonl",
     log:
         "results/logs/generate_responses/{model}.log",
     benchmark:
         "results/benchmarks/generate_responses/{model}.tsv"
-    retries: 1
     conda:
         "../envs/torch.yaml"
-    threads: 8
+    threads: MODEL_JOB_THREADS
     resources:
-        gpu=1,
-        mem_mb=extraction_mem_mb,
-        runtime=120,
-        batch_size=extraction_batch_size,
-        torch_device=config["device"],
-        device_map=config["device_map"] or "none",
+        **MODEL_JOB_RESOURCES,
     params:
         model=model_spec,
-        generation=config["behaviour"],
+        generation=canonical(config["behaviour"]),
         code=code_version("generate_responses"),
     script:
         "../scripts/generate_responses.py"
@@ -36,7 +30,7 @@ rule score_refusals:
     conda:
         "../envs/torch.yaml"
     params:
-        refusal=config["refusal"],
+        refusal=canonical(config["refusal"]),
         code=code_version("score_refusals"),
     script:
         "../scripts/score_refusals.py"
@@ -47,7 +41,8 @@ rule behaviour_analysis:
         refusals="results/{model}/behaviour/refusals.csv",
         directions="results/{model}/directions.safetensors",
         manifest=activation_manifest,
-        prompts=expand("results/{{model}}/prompts/{dataset}.jsonl", dataset=MAIN_DATASETS),
+        layers=activation_files,
+        prompts=formatted_prompts,
     output:
         auroc=report(
             "results/{model}/behaviour/auroc_by_layer.csv",
@@ -68,7 +63,7 @@ rule behaviour_analysis:
     conda:
         "../envs/stats.yaml"
     params:
-        statistics=statistics_config(),
+        statistics=interval_config(),
         title=model_title,
         dpi=config["plot_dpi"],
         code=code_version("behaviour_analysis"),

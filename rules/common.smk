@@ -1,20 +1,22 @@
 """Config validation, helpers and input functions shared by all rules (no rules here)."""
 
-import json
 import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from refusal_directions.config_check import ConfigError, validate_config  # noqa: E402
+from refusal_directions.execution import ExecutionSettings  # noqa: E402
+from refusal_directions.hub import hub_id  # noqa: E402
+from refusal_directions.integrity import damaged_layer_files, read_manifest  # noqa: E402
 from refusal_directions.workflow_helpers import (  # noqa: E402
+    canonical,
     code_version,
-    hub_id,
     package_dir,
-    retry_batch_size,
     stable_hash,
 )
 
@@ -23,7 +25,14 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
-MODELS = {model["slug"]: model for model in config["models"]}
+# Every config value that reaches a rule's params goes through canonical(): the same values are the same
+# params whatever the key order in the YAML.
+MODELS = {model["slug"]: canonical(model) for model in config["models"]}
+DATASETS = canonical(config["datasets"])
+MAIN_DATASETS = ["harmful", "harmless"]
+# Every model sees the same sampled prompts of every configured dataset (sorted: YAML order is not data).
+USED_DATASETS = sorted(DATASETS)
+CONTROL = canonical(config["control"])
 
 
 def conversion_key(spec):
@@ -34,10 +43,6 @@ def conversion_key(spec):
 
 
 CONVERSIONS = {conversion_key(m): m for m in MODELS.values() if m["gguf_file"]}
-MAIN_DATASETS = ["harmful", "harmless"]
-DATASETS = config["datasets"]
-# Every model sees the same sampled prompts of every configured dataset.
-USED_DATASETS = list(DATASETS)
 
 
 wildcard_constraints:
@@ -45,6 +50,49 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     layer=r"\d+",
     conversion="|".join(map(re.escape, CONVERSIONS)) or "no-gguf-model",
+
+
+# The jobs that run the model share one resources definition. batch_size, torch_device and device_map are
+# execution settings: resources, never params, so changing them reruns nothing (config/README.md). gpu,
+# mem_mb and runtime are defined here only; profiles/slurm adds site choices (partitions, account).
+MODEL_JOB_RESOURCES = {
+    "gpu": 1,
+    "mem_mb": 16000,
+    "runtime": 240,
+    **ExecutionSettings.from_config(config).resources(),
+}
+MODEL_JOB_THREADS = 8
+
+
+def activation_folder(model):
+    return f"results/{model}/activations"
+
+
+def stop(message):
+    """End the run before any job, with one line (a WorkflowError would add a traceback-like location)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check_finished_extractions():
+    """Snakemake notices a changed file by its mtime only: a layer file truncated or edited with its mtime
+    kept would feed broken numbers into every later step. Stop before any job if a finished extraction's
+    files no longer match the sha256 sums in its manifest."""
+    if not workflow.is_main_process:  # a job on a cluster node: the main process checked
+        return
+    for model in MODELS:
+        folder = activation_folder(model)
+        damaged = damaged_layer_files(folder)
+        if damaged:
+            more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+            stop(
+                f"{folder}/{damaged[0]}{more} is missing or differs from the sha256 in {folder}/manifest.json "
+                f"(truncated or changed after extraction); delete {folder} and run again to re-extract "
+                f"model '{model}'"
+            )
+
+
+check_finished_extractions()
 
 
 def dataset_spec(wildcards):
@@ -61,11 +109,15 @@ def model_spec(wildcards):
     return MODELS[wildcards.model]
 
 
+def model_id(wildcards):
+    return MODELS[wildcards.model]["id"]
+
+
 def conversion_spec(wildcards):
     """What the conversion depends on: where the GGUF comes from, not how the model is used."""
     spec = CONVERSIONS[wildcards.conversion]
     return {
-        key: spec[key] for key in ("id", "package", "gguf_file", "revision", "trust_remote_code")
+        key: spec[key] for key in ("gguf_file", "id", "package", "revision", "trust_remote_code")
     }
 
 
@@ -79,83 +131,122 @@ def gguf_source(wildcards):
     return str(folder / spec["gguf_file"])
 
 
-def extraction_inputs(wildcards):
-    inputs = {"prompts": expand("results/prompts/{dataset}.jsonl", dataset=USED_DATASETS)}
+def converted_model(wildcards):
+    """The converted folder of a GGUF model (every job that loads the model reads it), else nothing."""
     spec = MODELS[wildcards.model]
-    if spec["gguf_file"]:
-        inputs["converted"] = f"results/converted/{conversion_key(spec)}"
-    return inputs
+    return {"converted": f"results/converted/{conversion_key(spec)}"} if spec["gguf_file"] else {}
+
+
+def extraction_inputs(wildcards):
+    return {
+        "prompts": expand("results/prompts/{dataset}.jsonl", dataset=USED_DATASETS),
+        **converted_model(wildcards),
+    }
 
 
 def formatted_prompts(wildcards):
     """The main contrast's prompts as the model saw them (written by the extraction checkpoint)."""
-    return {name: f"results/{wildcards.model}/prompts/{name}.jsonl" for name in MAIN_DATASETS}
+    return [f"results/{wildcards.model}/prompts/{name}.jsonl" for name in MAIN_DATASETS]
 
 
-def model_job_inputs(wildcards):
-    """Inputs of a job that runs the model after extraction: its prompts, the directions and, for a
-    GGUF model, the converted weights."""
-    inputs = {
-        "prompts": list(formatted_prompts(wildcards).values()),
+def generation_inputs(wildcards):
+    """What generate_responses reads: the prompts and the model, nothing computed from activations."""
+    return {"prompts": formatted_prompts(wildcards), **converted_model(wildcards)}
+
+
+def intervention_inputs(wildcards):
+    """What run_interventions reads: the prompts, the model and the directions (written by a step whose
+    params say only what a direction is)."""
+    return {
+        "prompts": formatted_prompts(wildcards),
         "directions": f"results/{wildcards.model}/directions.safetensors",
+        **converted_model(wildcards),
     }
-    spec = MODELS[wildcards.model]
-    if spec["gguf_file"]:
-        inputs["converted"] = f"results/converted/{conversion_key(spec)}"
-    return inputs
 
 
-def extraction_batch_size(wildcards, attempt):
-    return retry_batch_size(config["batch_size"], attempt)
-
-
-def extraction_mem_mb(wildcards, attempt):
-    return 16000 * attempt
-
-
-def layer_labels(wildcards):
-    """Layer labels ('00', '01', ...) known once the model's activations exist (checkpoint)."""
-    folder = checkpoints.extract_activations.get(model=wildcards.model).output.activations
-    manifest = json.loads(Path(folder, "manifest.json").read_text())
-    return [name.removeprefix("layer_").removesuffix(".h5") for name in manifest["layer_files"]]
-
-
-def layer_results(kind):
-    def inputs(wildcards):
-        return expand(
-            "results/{model}/layers/layer_{layer}.{kind}",
-            model=wildcards.model,
-            layer=layer_labels(wildcards),
-            kind=kind,
-        )
-
-    return inputs
+def finished_activations(wildcards):
+    """The extraction's folder, once the checkpoint has run (the layer count is read from the model then)."""
+    return checkpoints.extract_activations.get(model=wildcards.model).output.activations
 
 
 def activation_manifest(wildcards):
-    folder = checkpoints.extract_activations.get(model=wildcards.model).output.activations
-    return str(Path(folder, "manifest.json"))
+    return str(Path(finished_activations(wildcards), "manifest.json"))
 
 
-STATISTICS_KEYS = ("alpha", "d_min", "n_folds", "n_permutations", "n_bootstrap", "ci_level")
+def activation_files(wildcards):
+    folder = finished_activations(wildcards)
+    return [str(Path(folder, name)) for name in read_manifest(folder)["layer_files"]]
+
+
+def layer_activations(wildcards):
+    """One layer's activation file and the manifest that holds its sha256."""
+    folder = finished_activations(wildcards)
+    return {
+        "activations": str(Path(folder, f"layer_{wildcards.layer}.h5")),
+        "manifest": str(Path(folder, "manifest.json")),
+    }
+
+
+def layer_labels(model):
+    """Layer labels ('00', '01', ...) of a model, from its finished extraction's manifest."""
+    folder = checkpoints.extract_activations.get(model=model).output.activations
+    return [
+        name.removeprefix("layer_").removesuffix(".h5")
+        for name in read_manifest(folder)["layer_files"]
+    ]
+
+
+def layer_statistics_files(wildcards):
+    labels = layer_labels(wildcards.model)
+    return expand(f"results/{wildcards.model}/layers/layer_{{layer}}.json", layer=labels)
+
+
+PER_LAYER_OUTPUTS = ("layer_{layer}.json", "layer_{layer}_null.safetensors")
+
+
+def per_layer_targets(wildcards):
+    """The per-layer outputs of every model whose extraction has finished, as targets of `all`, so one
+    that goes missing is rebuilt (Snakemake rebuilds a missing intermediate file only when a job that
+    needs it runs anyway). Before any extraction has finished there are none to list, and asking the
+    checkpoint would hide every later job from a dry run."""
+    return [
+        f"results/{model}/layers/{pattern.format(layer=label)}"
+        for model in MODELS
+        if Path(activation_folder(model), "manifest.json").exists()
+        for label in layer_labels(model)
+        for pattern in PER_LAYER_OUTPUTS
+    ]
+
+
+STATISTICS_KEYS = ("n_folds", "n_permutations", "n_bootstrap", "ci_level")
 
 
 def statistics_config():
-    """The statistics settings of config/schema.yaml, named as StatsSettings names them."""
+    """The settings the per-layer numbers depend on, named as StatsSettings names them (no thresholds)."""
     return {**{key: config[key] for key in STATISTICS_KEYS}, "seed": config["stats_seed"]}
+
+
+def thresholds_config():
+    """The thresholds that turn per-layer numbers into verdicts: used by the table-level step only."""
+    return {"alpha": config["alpha"], "d_min": config["d_min"]}
+
+
+def interval_config():
+    """What an interval of the behaviour statistics depends on."""
+    return {key: statistics_config()[key] for key in ("ci_level", "n_bootstrap", "seed")}
 
 
 def results_config_hash(wildcards):
     """Hash of every config value that shapes a model's result tables (not plotting, not execution)."""
-    used = {name: DATASETS[name] for name in USED_DATASETS}
     return stable_hash(
         {
             "model": MODELS[wildcards.model],
-            "datasets": used,
+            "datasets": {name: DATASETS[name] for name in USED_DATASETS},
             "n_samples": config["n_samples"],
             "seed": config["seed"],
-            "control": config["control"],
+            "control": CONTROL,
             "statistics": statistics_config(),
+            "thresholds": thresholds_config(),
         }
     )
 
@@ -203,6 +294,7 @@ def model_outputs(model):
     if config["interventions"]["enabled"]:
         names += [
             "interventions/generations.jsonl",
+            "interventions/kl.csv",
             "interventions/labels.csv",
             "interventions/sweep.csv",
             "interventions/sweep.png",
@@ -211,5 +303,17 @@ def model_outputs(model):
 
 
 def final_outputs():
+    """Every file the workflow writes whose name is known before the extraction runs: a target that goes
+    missing is rebuilt, an intermediate file that is not a target would not be once the files after it
+    exist. (Per-layer files are named once the extraction has run: per_layer_targets.)"""
+    shared = expand(
+        "results/{kind}/{dataset}.jsonl", kind=("datasets", "prompts"), dataset=USED_DATASETS
+    )
+    converted = expand("results/converted/{conversion}", conversion=CONVERSIONS)
+    formatted = expand(
+        "results/{model}/prompts/{dataset}.jsonl", model=MODELS, dataset=USED_DATASETS
+    )
+    activations = [activation_folder(model) for model in MODELS]
     comparison = ["results/comparison/models.csv", "results/comparison/cohens_d_by_depth.png"]
-    return [path for model in MODELS for path in model_outputs(model)] + comparison
+    per_model = [path for model in MODELS for path in model_outputs(model)]
+    return shared + converted + formatted + activations + per_model + comparison

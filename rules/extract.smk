@@ -11,6 +11,7 @@ rule convert_model:
         "../envs/torch.yaml"
     resources:
         mem_mb=8000,
+        runtime=30,
     params:
         model=conversion_spec,
         code=code_version("convert_model"),
@@ -28,22 +29,14 @@ checkpoint extract_activations:
         "results/logs/extract_activations/{model}.log",
     benchmark:
         "results/benchmarks/extract_activations/{model}.tsv"
-    # A second attempt gets half the batch size and twice the memory (see the resource functions).
-    retries: 1
     conda:
         "../envs/torch.yaml"
-    threads: 8
+    threads: MODEL_JOB_THREADS
     resources:
-        gpu=1,
-        mem_mb=extraction_mem_mb,
-        runtime=120,
-        # Execution settings, deliberately not params: they never rerun anything (config/README.md).
-        batch_size=extraction_batch_size,
-        torch_device=config["device"],
-        device_map=config["device_map"] or "none",
+        **MODEL_JOB_RESOURCES,
     params:
         model=model_spec,
         datasets=USED_DATASETS,
-        code=code_version("extract"),
+        code=code_version("extract_activations"),
     script:
         "../scripts/extract_activations.py"

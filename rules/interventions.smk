@@ -1,6 +1,6 @@
 rule run_interventions:
     input:
-        unpack(model_job_inputs),
+        unpack(intervention_inputs),
     output:
         generations="results/{model}/interventions/generations.jsonl",
         kl="results/{model}/interventions/kl.csv",
@@ -8,20 +8,14 @@ rule run_interventions:
         "results/logs/run_interventions/{model}.log",
     benchmark:
         "results/benchmarks/run_interventions/{model}.tsv"
-    retries: 1
     conda:
         "../envs/torch.yaml"
-    threads: 8
+    threads: MODEL_JOB_THREADS
     resources:
-        gpu=1,
-        mem_mb=extraction_mem_mb,
-        runtime=240,
-        batch_size=extraction_batch_size,
-        torch_device=config["device"],
-        device_map=config["device_map"] or "none",
+        **MODEL_JOB_RESOURCES,
     params:
         model=model_spec,
-        interventions=config["interventions"],
+        interventions=canonical(config["interventions"]),
         code=code_version("run_interventions"),
     script:
         "../scripts/run_interventions.py"
@@ -51,7 +45,7 @@ rule summarize_interventions:
     conda:
         "../envs/torch.yaml"
     params:
-        refusal=config["refusal"],
+        refusal=canonical(config["refusal"]),
         title=model_title,
         dpi=config["plot_dpi"],
         code=code_version("summarize_interventions"),

@@ -1,26 +1,44 @@
 rule layer_stats:
     input:
-        "results/{model}/activations/layer_{layer}.h5",
+        unpack(layer_activations),
     output:
         stats="results/{model}/layers/layer_{layer}.json",
-        direction="results/{model}/layers/layer_{layer}.safetensors",
+        null="results/{model}/layers/layer_{layer}_null.safetensors",
     log:
         "results/logs/layer_stats/{model}/layer_{layer}.log",
     conda:
         "../envs/stats.yaml"
     params:
         statistics=statistics_config(),
-        control=config["control"],
+        control=CONTROL,
         code=code_version("layer_stats"),
     script:
         "../scripts/layer_stats.py"
 
 
+rule compute_directions:
+    input:
+        manifest=activation_manifest,
+        layers=activation_files,
+    output:
+        "results/{model}/directions.safetensors",
+    log:
+        "results/logs/compute_directions/{model}.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        model_id=model_id,
+        control=CONTROL,
+        code=code_version("compute_directions"),
+    script:
+        "../scripts/compute_directions.py"
+
+
 rule aggregate_layers:
     input:
-        stats=layer_results("json"),
-        directions=layer_results("safetensors"),
+        stats=layer_statistics_files,
         manifest=activation_manifest,
+        directions="results/{model}/directions.safetensors",
     output:
         validation=report(
             "results/{model}/validation_results.csv",
@@ -40,7 +58,6 @@ rule aggregate_layers:
             subcategory="Tables",
             labels={"model": "{model}", "table": "summary"},
         ),
-        directions="results/{model}/directions.safetensors",
         pickle="results/{model}/validated_directions.pkl",
     log:
         "results/logs/aggregate_layers/{model}.log",
@@ -49,8 +66,9 @@ rule aggregate_layers:
     params:
         model=model_spec,
         statistics=statistics_config(),
-        control=config["control"],
+        thresholds=thresholds_config(),
+        control=CONTROL,
         config_hash=results_config_hash,
-        code=code_version("aggregate"),
+        code=code_version("aggregate_layers"),
     script:
         "../scripts/aggregate_layers.py"

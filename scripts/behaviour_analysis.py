@@ -3,9 +3,9 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.behaviour_analysis import main
+    from refusal_directions.behaviour import write_behaviour_analysis
 
-    main(
+    write_behaviour_analysis(
         refusals_csv=snakemake.input.refusals,
         directions=snakemake.input.directions,
         manifest=snakemake.input.manifest,

@@ -3,9 +3,9 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.compare_models import main
+    from refusal_directions.comparison import write_comparison
 
-    main(
+    write_comparison(
         models=snakemake.params.models,
         summaries=list(snakemake.input.summaries),
         validations=list(snakemake.input.validations),

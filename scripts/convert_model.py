@@ -3,6 +3,6 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.convert_model import main
+    from refusal_directions.conversion import convert_gguf_model
 
-    main(snakemake.params.model, snakemake.output[0])
+    convert_gguf_model(snakemake.params.model, snakemake.output[0])

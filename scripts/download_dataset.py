@@ -3,6 +3,6 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.download_dataset import main
+    from refusal_directions.prompt_sources import download_dataset
 
-    main(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.output[0])
+    download_dataset(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.output[0])

@@ -3,14 +3,13 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.layer_analysis import StatsSettings
-    from refusal_directions.tasks.layer_stats import main
+    from refusal_directions.layer_analysis import StatsSettings, write_layer_statistics
 
     control = snakemake.params.control
-    main(
-        snakemake.input[0],
+    write_layer_statistics(
+        snakemake.input.activations,
         snakemake.output.stats,
-        snakemake.output.direction,
-        settings=StatsSettings(**snakemake.params.statistics),
-        control=(control["a"], control["b"]) if control else None,
+        snakemake.output.null,
+        StatsSettings(**snakemake.params.statistics),
+        (control["a"], control["b"]) if control else None,
     )

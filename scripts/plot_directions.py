@@ -3,13 +3,9 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.plot_directions import main
+    from refusal_directions.plotting import write_direction_figure
 
-    main(
-        snakemake.input[0],
-        snakemake.output[0],
-        title=snakemake.params.title,
-        d_min=snakemake.params.d_min,
-        ci_level=snakemake.params.ci_level,
-        dpi=snakemake.params.dpi,
+    params = snakemake.params
+    write_direction_figure(
+        snakemake.input[0], snakemake.output[0], params.title, params.d_min, params.ci_level, params.dpi
     )

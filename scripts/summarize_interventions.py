@@ -3,9 +3,9 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.summarize_interventions import main
+    from refusal_directions.sweep_summary import summarize_interventions
 
-    main(
+    summarize_interventions(
         snakemake.input.generations,
         snakemake.input.kl,
         outputs=dict(snakemake.output.items()),

@@ -3,11 +3,6 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.tasks.write_report import main
+    from refusal_directions.report import write_report
 
-    main(
-        dict(snakemake.input.items()),
-        snakemake.output[0],
-        datasets=snakemake.params.datasets,
-        seed=snakemake.params.seed,
-    )
+    write_report(dict(snakemake.input.items()), snakemake.output[0], snakemake.params.datasets, snakemake.params.seed)

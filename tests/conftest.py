@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,33 @@ def build_tiny_model(
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
+
+
+DEFAULT_RUN_PROMPTS = 16
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The shipped default config (embedded SmolLM2, control contrast, behaviour and interventions on),
+    finished in a temporary folder with 16 prompts per set instead of 256: shared by the tests of the real
+    model and of partial reruns."""
+    workdir = tmp_path_factory.mktemp("default-run")
+    shutil.copytree(REPO / "data", workdir / "data")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["n_samples"] = DEFAULT_RUN_PROMPTS
+    run_workflow(workdir, config)
+    return workdir
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    """A copy of a finished run, mtimes and Snakemake's metadata included; the converted model (hundreds
+    of MB, never written again) is hard-linked."""
+
+    def copy(src, dst):
+        return os.link(src, dst) if f"{os.sep}converted{os.sep}" in src else shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=copy)
+    return target
 
 
 def scipy_layer_reference(harmful, harmless) -> dict:

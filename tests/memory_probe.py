@@ -17,9 +17,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from refusal_directions.activations import ActivationWriter, read_layer  # noqa: E402
+from refusal_directions.activations import ActivationWriter, read_layer, write_manifest  # noqa: E402
+from refusal_directions.chat_format import format_prompt  # noqa: E402
 from refusal_directions.extraction import Extractor  # noqa: E402
-from refusal_directions.modeling import format_prompt, load_tokenizer  # noqa: E402
+from refusal_directions.modeling import load_tokenizer  # noqa: E402
 
 from conftest import HARMFUL, HARMLESS  # noqa: E402
 
@@ -80,7 +81,7 @@ def main() -> None:
     before = peak_rss_bytes()
     extractor.run(texts, sink)
     growth = peak_rss_bytes() - before
-    writer.close()
+    write_manifest(out_dir, {"layer_sha256": writer.commit()})
     stored, _ = read_layer(out_dir / f"layer_{N_LAYERS - 1}.h5")
     first = tokenizer(texts[0], add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.inference_mode():

@@ -1,11 +1,14 @@
 """HDF5 activation files: layout, attributes, and bytes that do not depend on batch order."""
 
 import hashlib
+import os
 
 import h5py
 import numpy as np
+import pytest
 
-from refusal_directions.activations import LAYER_CONVENTION, ActivationWriter, layer_name, read_layer
+from refusal_directions.activations import LAYER_CONVENTION, ActivationWriter, layer_name, read_layer, write_manifest
+from refusal_directions.errors import UserError
 
 SIZES = {"harmful": 10, "harmless": 6}
 
@@ -14,7 +17,7 @@ def write(folder, batches, values):
     writer = ActivationWriter(folder, 2, 4, SIZES, {"model_id": "m"}, {"harmful": {"prompt_hash": "abc"}})
     for name, rows in batches:
         writer.write(name, np.array(rows), [values[name][layer][rows] for layer in range(2)])
-    writer.close()
+    write_manifest(folder, {"layer_sha256": writer.commit()})
 
 
 def test_layout_attributes_and_roundtrip(tmp_path):
@@ -45,3 +48,23 @@ def test_bytes_do_not_depend_on_batch_order(tmp_path):
 
 def test_layer_names_widen_only_past_99_layers():
     assert layer_name(3, 30) == "03" and layer_name(3, 120) == "003"
+
+
+def test_files_reach_their_final_names_only_when_complete(tmp_path):
+    writer = ActivationWriter(tmp_path, 2, 4, SIZES, {}, {})
+    writer.write("harmful", np.arange(10), [np.ones((10, 4), np.float32)] * 2)
+    writer.close()  # as after a failure: nothing committed
+    assert not list(tmp_path.glob("*.h5")) and len(list(tmp_path.glob("*.h5.partial"))) == 2
+
+
+def test_a_damaged_layer_file_is_refused(tmp_path):
+    rng = np.random.default_rng(2)
+    values = {name: rng.normal(size=(2, n, 4)).astype(np.float32) for name, n in SIZES.items()}
+    write(tmp_path, [("harmful", list(range(10))), ("harmless", list(range(6)))], values)
+    path = tmp_path / "layer_01.h5"
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.truncate(stat.st_size // 2)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old mtime: Snakemake would not notice
+    with pytest.raises(UserError, match="layer_01.h5 does not match the sha256 recorded"):
+        read_layer(path)

@@ -3,12 +3,14 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from scipy import stats as scipy_stats
 
-from refusal_directions.behaviour import auroc, bootstrap_interval, point_biserial, prediction_row
-from refusal_directions.refusal import ClassifierJudge, SubstringJudge, make_judge
+from refusal_directions.activations import ActivationWriter, write_manifest
+from refusal_directions.behaviour import auroc, bootstrap_interval, point_biserial, prediction_row, prediction_table
+from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses, make_judge
 
 from conftest import REPO
 
@@ -81,3 +83,46 @@ def test_prediction_row_and_interval():
     assert row["r_ci_low"] < row["point_biserial_r"] < row["r_ci_high"]
     assert row["n_refused"] == labels.sum()
     assert all(math.isnan(v) for v in bootstrap_interval(auroc, scores, np.zeros(60, bool), 10, 0.95, 0))
+
+
+def test_label_responses_keeps_both_labels():
+    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": True, "judge": None}
+    records = [
+        {"id": "a", "set": "harmful", "row": 0, "text": "p", "response": "I cannot do that."},
+        {"id": "b", "set": "harmless", "row": 1, "text": "q", "response": "Sure, here it is."},
+        {"id": "c", "set": "harmful", "row": 2, "text": "r", "response": ""},
+    ]
+    table = label_responses(records, settings)
+    assert table["refused"].tolist() == [True, False, True]
+    assert table["refused_substring"].tolist() == [True, False, True]
+    assert table["evidence"].tolist() == ["I cannot", "", "empty response"]
+    assert (table["judge"] == "substring").all() and "response" not in table
+    assert table["response_chars"].tolist() == [17, 17, 0]
+
+
+def test_prediction_table_projects_each_response_s_prompt(tmp_path):
+    """AUROC per layer and scope from the rows of the activation files, against a direct computation."""
+    rng = np.random.default_rng(0)
+    n, d = 12, 6
+    values = {name: rng.normal(size=(2, n, d)).astype(np.float32) for name in ("harmful", "harmless")}
+    writer = ActivationWriter(tmp_path, 2, d, {"harmful": n, "harmless": n}, {}, {})
+    for name in values:
+        writer.write(name, np.arange(n), [values[name][layer] for layer in range(2)])
+    write_manifest(tmp_path, {"layer_sha256": writer.commit()})
+    units = rng.normal(size=(2, d))
+    rows = [0, 3, 5, 7, 8, 11]
+    labels = pd.DataFrame(
+        {"set": ["harmful"] * 6 + ["harmless"] * 6, "row": rows * 2, "refused": [True, False] * 3 + [False] * 6}
+    )
+    paths = [tmp_path / "layer_00.h5", tmp_path / "layer_01.h5"]
+    table = prediction_table(labels, paths, units, n_bootstrap=200, level=0.9, seed=0)
+    assert len(table) == 4 and set(table["scope"]) == {"all prompts", "harmful prompts"}
+    for layer in range(2):
+        scores = np.array(
+            [values[s][layer][r] @ units[layer] for s, r in zip(labels["set"], labels["row"], strict=True)]
+        )
+        refused = labels["refused"].to_numpy()
+        expected = scipy_stats.mannwhitneyu(scores[refused], scores[~refused]).statistic / (3 * 9)
+        row = table[(table["layer"] == layer) & (table["scope"] == "all prompts")].iloc[0]
+        assert row["auroc"] == pytest.approx(expected) and row["n"] == 12 and row["n_refused"] == 3
+        assert row["reason"] == "only 3 refusals: too few"

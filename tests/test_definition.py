@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY_RULES = ("convert_model", "extract_activations")
+HEAVY_RULES = ("convert_model", "extract_activations", "generate_responses", "run_interventions")
+MODEL_RULES = ("extract_activations", "generate_responses", "run_interventions")
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
 
 
@@ -74,4 +75,6 @@ def test_every_rule_has_log_conda_and_heavy_rules_benchmark():
         assert "    log:" in block and "    conda:" in block, name
         if name in HEAVY_RULES:
             assert "    benchmark:" in block, name
-    assert "gpu=1" in next(block for block in rules if block.startswith("checkpoint extract_activations"))
+        # The jobs that run the model share one resources definition (rules/common.smk).
+        assert ("**MODEL_JOB_RESOURCES" in block) == (name in MODEL_RULES), name
+        assert "retries:" not in block, name  # out-of-memory is handled in the job; a retry would repeat any error

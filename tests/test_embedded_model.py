@@ -1,28 +1,20 @@
 """The real embedded model (SmolLM2-135M-Instruct, GGUF) through the whole workflow, checked independently."""
 
 import json
-import shutil
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO, run_workflow, scipy_layer_reference
+from conftest import scipy_layer_reference
 
 pytestmark = pytest.mark.slow
-N_PROMPTS = 16
 
 
 @pytest.fixture(scope="module")
-def embedded_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("embedded")
-    shutil.copytree(REPO / "data", workdir / "data")
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["n_samples"] = N_PROMPTS
-    run_workflow(workdir, config)
-    return workdir, workdir / "results" / "smollm2-135m-instruct"
+def embedded_run(default_run):
+    return default_run, default_run / "results" / "smollm2-135m-instruct"
 
 
 def test_thirty_layers_thirty_jobs(embedded_run):

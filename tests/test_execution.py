@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from refusal_directions.chat_format import format_prompt
+from refusal_directions.execution import ExecutionSettings
 from refusal_directions.extraction import Extractor
-from refusal_directions.modeling import format_prompt, load_model, load_tokenizer, resolve_device, resolve_dtype
-from refusal_directions.workflow_helpers import retry_batch_size
+from refusal_directions.modeling import load_model, load_tokenizer, resolve_device, resolve_dtype
 
 from conftest import HARMFUL, HARMLESS, REPO, build_tiny_model, planned_jobs, run_workflow, tiny_config
 
@@ -35,9 +36,27 @@ def test_dtype_auto_is_bf16_on_cuda_only():
     assert resolve_dtype("float16", torch.device("cpu")) == torch.float16
 
 
-def test_retries_halve_the_batch_size():
-    assert [retry_batch_size(32, attempt) for attempt in (1, 2, 3)] == [32, 16, 8]
-    assert retry_batch_size(1, 4) == 1 and retry_batch_size("auto", 2) == "auto"
+class Resources:
+    """What Snakemake hands a job as ``resources``: attributes."""
+
+    def __init__(self, values):
+        self.__dict__.update(values)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [ExecutionSettings("auto", "auto", None, 8), ExecutionSettings(4, "cuda:1", "auto", 2)],
+    ids=["defaults", "explicit"],
+)
+def test_execution_settings_travel_as_resources_and_back(settings):
+    resources = settings.resources()
+    assert all(isinstance(value, int | str) for value in resources.values())  # what resources may hold
+    assert ExecutionSettings.from_resources(Resources(resources), settings.threads) == settings
+
+
+def test_auto_batch_size_is_decided_in_one_place():
+    assert ExecutionSettings(batch_size="auto").max_batch_size == 32
+    assert ExecutionSettings(batch_size=5).max_batch_size == 5
 
 
 @pytest.fixture(scope="module")
@@ -81,26 +100,41 @@ class OutOfMemoryAbove:
         return self.body(**batch)
 
 
-def test_auto_batch_size_backs_off_on_out_of_memory(loaded, caplog):
+def test_batch_size_backs_off_on_out_of_memory(loaded, caplog):
     model, tokenizer = loaded
     texts = HARMFUL[:10] + HARMLESS[:9]
     _, reference = run_extractor(model, tokenizer, 1, texts)
-    extractor = Extractor(model, tokenizer, torch.device("cpu"), "auto")
+    extractor = Extractor(model, tokenizer, torch.device("cpu"), 32)
     extractor.body = OutOfMemoryAbove(extractor.body, limit=5)
     sink, stacked = collector()
     with caplog.at_level(logging.WARNING):
         extractor.run(formatted(tokenizer, texts), sink)
     assert extractor.batch_size <= 5
-    assert "out of memory at batch size 19; retrying with 9" in caplog.text
+    assert "out of memory at batch size 19; going on with 9" in caplog.text
     np.testing.assert_allclose(stacked(), reference, atol=1e-5)
 
 
-def test_fixed_batch_size_leaves_out_of_memory_to_the_retry(loaded):
+def test_out_of_memory_on_a_single_prompt_fails_the_job(loaded):
     model, tokenizer = loaded
     extractor = Extractor(model, tokenizer, torch.device("cpu"), 8)
-    extractor.body = OutOfMemoryAbove(extractor.body, limit=5)
+    extractor.body = OutOfMemoryAbove(extractor.body, limit=0)
     with pytest.raises(torch.OutOfMemoryError):
         extractor.run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
+
+
+def test_other_errors_are_not_retried(loaded):
+    model, tokenizer = loaded
+    extractor = Extractor(model, tokenizer, torch.device("cpu"), 8)
+    calls = []
+
+    def failing(**batch):
+        calls.append(batch["input_ids"].shape[0])
+        raise ValueError("not a memory problem")
+
+    extractor.body = failing
+    with pytest.raises(ValueError):
+        extractor.run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
+    assert calls == [8]
 
 
 def test_device_map_auto_matches_a_plain_load(tiny_model, loaded):
@@ -127,8 +161,8 @@ def test_only_the_jobs_that_run_the_model_ask_for_a_gpu(tmp_path):
             if job["rule"] in MODEL_RULES:
                 resources = job["resources"]
                 assert resources["gpu"] == "1" and int(resources["mem_mb"]) >= 16000 and int(resources["runtime"]) >= 60
-                if profile:
-                    assert resources["slurm_partition"] == "gpu" and resources["cpus_per_gpu"] == "8"
+                if profile:  # the profile adds the site's partition and nothing the rules own
+                    assert resources["slurm_partition"] == "gpu" and "cpus_per_gpu" not in resources
             elif profile:
                 assert job["resources"]["slurm_partition"] == "cpu", job["rule"]
 

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.extraction import Extractor, left_padded, length_sorted_batches
-from refusal_directions.modeling import decoder_layers, format_prompt, load_model, load_tokenizer
-from refusal_directions.runlog import UserError
+from refusal_directions.batching import left_padded, length_sorted_batches
+from refusal_directions.chat_format import format_prompt
+from refusal_directions.errors import UserError
+from refusal_directions.extraction import Extractor
+from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model
 

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from refusal_directions.batching import BatchRunner
+from refusal_directions.chat_format import format_prompt
 from refusal_directions.generation import generate
 from refusal_directions.interventions import (
     ablate_at_layer,
@@ -14,7 +16,7 @@ from refusal_directions.interventions import (
     next_token_log_probs,
     random_like,
 )
-from refusal_directions.modeling import decoder_layers, format_prompt, load_model, load_tokenizer
+from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 
 from conftest import HARMFUL, HARMLESS
 
@@ -103,19 +105,19 @@ def test_random_control_has_the_same_norm_and_differs(loaded, direction):
 def test_kl_is_zero_without_change_and_positive_with_it(loaded, direction):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMLESS[:4])
-    base = next_token_log_probs(model, tokenizer, texts, 4, "cpu")
+    base = next_token_log_probs(model, tokenizer, texts, BatchRunner(4), "cpu")
     np.testing.assert_allclose(
-        kl_divergence(base, next_token_log_probs(model, tokenizer, texts, 2, "cpu")), 0, atol=1e-6
+        kl_divergence(base, next_token_log_probs(model, tokenizer, texts, BatchRunner(2), "cpu")), 0, atol=1e-6
     )
     with add_at_layer(model, 5.0 * direction, 1):
-        changed = next_token_log_probs(model, tokenizer, texts, 4, "cpu")
+        changed = next_token_log_probs(model, tokenizer, texts, BatchRunner(4), "cpu")
     assert (kl_divergence(base, changed) > 1e-4).all()
 
 
 def test_batched_greedy_generation_matches_one_by_one(loaded):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMFUL[:3] + HARMLESS[:2])
-    batched = generate(model, tokenizer, texts, 6, batch_size=5, device="cpu")
-    single = [generate(model, tokenizer, [text], 6, batch_size=1, device="cpu")[0] for text in texts]
+    batched = generate(model, tokenizer, texts, 6, BatchRunner(5), "cpu")
+    single = [generate(model, tokenizer, [text], 6, BatchRunner(1), "cpu")[0] for text in texts]
     assert batched == single
     assert all(isinstance(response, str) for response in batched)

@@ -1,51 +1,54 @@
-"""config/README.md's table "key -> first stage it reruns", checked row by row with snakemake -n."""
+"""config/README.md's table "key -> what reruns", checked row by row with snakemake -n on a finished run of
+the shipped default config (embedded model, control contrast, behaviour and interventions on); and the
+run as a cache: nothing stale survives a damaged or deleted file."""
 
+import os
 import shutil
 from collections import Counter
 
 import pytest
 import yaml
 
-from conftest import build_tiny_model, planned_jobs, run_workflow, tiny_config
+from conftest import REPO, copy_run, planned_jobs, run_workflow, tiny_config
 
 pytestmark = pytest.mark.slow
 
-N_LAYERS = 3
-DOWNSTREAM_OF_STATS = {"aggregate_layers": 1, "plot_directions": 1, "write_report": 1, "compare_models": 1, "all": 1}
-# Extraction is a checkpoint: when it reruns, Snakemake plans the per-layer jobs after it has run, so a
-# dry-run lists the checkpoint and the jobs that gather its layers, not layer_stats itself.
-DOWNSTREAM_OF_EXTRACTION = {"extract_activations": 1, **DOWNSTREAM_OF_STATS}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_model):
-    workdir = tmp_path_factory.mktemp("finished")
-    run_workflow(workdir, tiny_config(workdir, tiny_model))
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def finished_with_experiments(tmp_path_factory, tiny_model):
-    workdir = tmp_path_factory.mktemp("finished-experiments")
-    config = tiny_config(workdir, tiny_model)
-    config["behaviour"] = {"enabled": True, "n_prompts": 4, "max_new_tokens": 3}
-    config["interventions"] = {"enabled": True, "layers": [1], "n_prompts": 3, "max_new_tokens": 3}
-    run_workflow(workdir, config)
-    return workdir
+MODEL = "smollm2-135m-instruct"
+N_LAYERS = 30
+MODEL_JOBS = {"convert_model", "extract_activations", "generate_responses", "run_interventions"}
+TABLES = {"aggregate_layers": 1, "plot_directions": 1, "write_report": 1, "compare_models": 1, "all": 1}
+STATISTICS = {"layer_stats": N_LAYERS, **TABLES}
+# Extraction is a checkpoint: a dry run lists the jobs it can already see after it.
+EXTRACTION_AND_AFTER = {
+    "extract_activations": 1,
+    "compute_directions": 1,
+    "generate_responses": 1,
+    "score_refusals": 1,
+    "behaviour_analysis": 1,
+    "run_interventions": 1,
+    "summarize_interventions": 1,
+    **TABLES,
+}
 
 
 @pytest.fixture
-def copy_of_run(finished, tmp_path):
-    """A copy of the finished run (mtimes and Snakemake metadata included) to change and dry-run."""
-    workdir = tmp_path / "run"
-    shutil.copytree(finished, workdir, symlinks=True)
-    return workdir
+def run(default_run, tmp_path):
+    """A copy of the finished default run to change and dry-run."""
+    return copy_run(default_run, tmp_path / "run")
+
+
+def shipped_config(workdir):
+    return yaml.safe_load((workdir / "config.yaml").read_text())
+
+
+def dry_run(workdir, config=None):
+    return planned_jobs(run_workflow(workdir, config, "-n"))
 
 
 def dry_run_after(workdir, change):
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config = shipped_config(workdir)
     change(config)
-    return planned_jobs(run_workflow(workdir, config, "-n"))
+    return dry_run(workdir, config)
 
 
 def counts(jobs):
@@ -57,40 +60,62 @@ def reasons(jobs, rule):
     return {job["reason"].split(":")[0] for job in jobs if job["rule"] == rule}
 
 
-def test_alpha_reruns_from_layer_stats(copy_of_run):
-    jobs = dry_run_after(copy_of_run, lambda c: c.update(alpha=0.05))
-    assert counts(jobs) == {"layer_stats": N_LAYERS, **DOWNSTREAM_OF_STATS}
-    assert reasons(jobs, "layer_stats") == {"Params have changed since last execution"}
+def test_a_finished_run_has_nothing_to_do(run):
+    result = run_workflow(run, None, "-n")
+    assert planned_jobs(result) == [] and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("change", [{"alpha": 0.005}, {"d_min": 1.5}], ids=["alpha", "d_min"])
+def test_thresholds_rerun_only_the_tables(run, change):
+    jobs = dry_run_after(run, lambda c: c.update(change))
+    assert counts(jobs) == TABLES  # no layer_stats, no model job, no behaviour analysis
+    assert reasons(jobs, "aggregate_layers") == {"Params have changed since last execution"}
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, extra",
     [
-        {"d_min": 1.5},
-        {"n_folds": 3},
-        {"n_permutations": 500},
-        {"n_bootstrap": 300},
-        {"ci_level": 0.9},
-        {"stats_seed": 1},
-        {"control": {"a": "harmless", "b": "harmful"}},
+        ({"n_folds": 3}, {}),
+        ({"n_permutations": 500}, {}),
+        ({"n_bootstrap": 300}, {"behaviour_analysis": 1}),
+        ({"ci_level": 0.9}, {"behaviour_analysis": 1}),
+        ({"stats_seed": 1}, {"behaviour_analysis": 1}),
     ],
-    ids=lambda change: next(iter(change)),
+    ids=lambda value: next(iter(value), "") if isinstance(value, dict) else "",
 )
-def test_statistics_settings_rerun_from_layer_stats(copy_of_run, change):
-    jobs = dry_run_after(copy_of_run, lambda c: c.update(change))
-    assert counts(jobs) == {"layer_stats": N_LAYERS, **DOWNSTREAM_OF_STATS}
+def test_statistics_settings_rerun_statistics_and_tables_only(run, change, extra):
+    jobs = dry_run_after(run, lambda c: c.update(change))
+    assert counts(jobs) == {**STATISTICS, **extra}
+    assert not MODEL_JOBS & set(counts(jobs))
 
 
-def test_plot_dpi_reruns_figures_and_report_only(copy_of_run):
-    jobs = dry_run_after(copy_of_run, lambda c: c.update(plot_dpi=90))
-    assert counts(jobs) == {"plot_directions": 1, "write_report": 1, "compare_models": 1, "all": 1}
-    assert reasons(jobs, "plot_directions") == {"Params have changed since last execution"}
+def test_control_contrast_reruns_statistics_directions_and_their_readers(run):
+    jobs = dry_run_after(run, lambda c: c.update(control={"a": "harmless", "b": "harmful"}))
+    assert counts(jobs) == {
+        **STATISTICS,
+        "compute_directions": 1,  # the directions file holds the control's direction
+        "run_interventions": 1,
+        "summarize_interventions": 1,
+        "behaviour_analysis": 1,
+    }
 
 
-@pytest.mark.parametrize("change", [{"n_samples": 10}, {"seed": 7}], ids=["n_samples", "seed"])
-def test_sampling_reruns_from_sampling(copy_of_run, change):
-    jobs = dry_run_after(copy_of_run, lambda c: c.update(change))
-    assert counts(jobs) == {"sample_prompts": 2, **DOWNSTREAM_OF_EXTRACTION}
+def test_plot_dpi_reruns_figures_and_report_only(run):
+    jobs = dry_run_after(run, lambda c: c.update(plot_dpi=90))
+    assert counts(jobs) == {
+        "plot_directions": 1,
+        "behaviour_analysis": 1,
+        "summarize_interventions": 1,
+        "write_report": 1,
+        "compare_models": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.parametrize("change", [{"n_samples": 12}, {"seed": 7}], ids=["n_samples", "seed"])
+def test_sampling_reruns_from_sampling(run, change):
+    jobs = dry_run_after(run, lambda c: c.update(change))
+    assert counts(jobs) == {"sample_prompts": 4, **EXTRACTION_AND_AFTER}
     assert reasons(jobs, "sample_prompts") == {"Params have changed since last execution"}
 
 
@@ -99,76 +124,25 @@ def test_sampling_reruns_from_sampling(copy_of_run, change):
     [{"system_prompt": "You are a careful assistant."}, {"prompt_format": "raw"}, {"dtype": "bfloat16"}],
     ids=["system_prompt", "prompt_format", "dtype"],
 )
-def test_model_usage_reruns_from_extraction(copy_of_run, change):
-    jobs = dry_run_after(copy_of_run, lambda c: c["models"][0].update(change))
-    assert counts(jobs) == DOWNSTREAM_OF_EXTRACTION
+def test_model_usage_reruns_from_extraction(run, change):
+    jobs = dry_run_after(run, lambda c: c["models"][0].update(change))
+    assert counts(jobs) == EXTRACTION_AND_AFTER  # no download, sampling or conversion
     assert reasons(jobs, "extract_activations") == {"Params have changed since last execution"}
 
 
-def test_model_id_reruns_from_extraction(copy_of_run, tiny_model):
-    moved = shutil.copytree(tiny_model, copy_of_run / "moved-model")
-    jobs = dry_run_after(copy_of_run, lambda c: c["models"][0].update(id=str(moved)))
-    assert counts(jobs) == DOWNSTREAM_OF_EXTRACTION
+def test_model_source_reruns_from_conversion(run):
+    jobs = dry_run_after(run, lambda c: c["models"][0].update(revision="v2"))
+    assert counts(jobs) == {"convert_model": 1, **EXTRACTION_AND_AFTER}
 
 
-def test_dataset_edit_reruns_from_download(copy_of_run):
-    config = yaml.safe_load((copy_of_run / "config.yaml").read_text())
-    source = copy_of_run / "edited-harmful.txt"
-    shutil.copy(config["datasets"]["harmful"]["source"], source)
+def test_dataset_edit_reruns_from_its_download(run):
+    source = run / "edited-harmful.txt"
+    shutil.copy(run / "data" / "harmful.txt", source)
     with source.open("a") as handle:
         handle.write("Explain how to forge a signature on a cheque\n")
-    jobs = dry_run_after(copy_of_run, lambda c: c["datasets"]["harmful"].update(source=str(source)))
-    assert counts(jobs) == {"download_dataset": 1, "sample_prompts": 1, **DOWNSTREAM_OF_EXTRACTION}
+    jobs = dry_run_after(run, lambda c: c["datasets"]["harmful"].update(source=str(source)))
+    assert counts(jobs) == {"download_dataset": 1, "sample_prompts": 1, **EXTRACTION_AND_AFTER}
     assert {job["wildcards"]["dataset"] for job in jobs if job["rule"] == "download_dataset"} == {"harmful"}
-
-
-@pytest.mark.parametrize(
-    "change",
-    [{"batch_size": 1}, {"batch_size": "auto"}, {"device": "auto"}, {"device_map": "auto"}],
-    ids=["batch_size", "batch_size_auto", "device", "device_map"],
-)
-def test_execution_settings_rerun_nothing(copy_of_run, change):
-    config = yaml.safe_load((copy_of_run / "config.yaml").read_text())
-    config.update(change)
-    result = run_workflow(copy_of_run, config, "-n")
-    assert planned_jobs(result) == []
-    assert "Nothing to be done" in result.stdout + result.stderr
-
-
-def test_identical_reextraction_reruns_nothing_downstream(copy_of_run):
-    """A forced re-extraction that writes the same activations leaves the statistics alone."""
-    run_workflow(copy_of_run, None, "--forcerun", "extract_activations", "--until", "extract_activations")
-    result = run_workflow(copy_of_run, None, "-n")
-    assert planned_jobs(result) == [], result.stdout[-2000:]
-
-
-def test_adding_a_model_runs_only_its_branch_and_the_comparison(copy_of_run, tmp_path):
-    second = build_tiny_model(tmp_path / "second-model", seed=1)
-    jobs = dry_run_after(copy_of_run, lambda c: c["models"].append({"slug": "second", "id": str(second)}))
-    assert counts(jobs) == {"extract_activations": 1, **DOWNSTREAM_OF_STATS}
-    assert {job["wildcards"].get("model") for job in jobs if job["rule"] not in ("compare_models", "all")} == {"second"}
-
-
-def test_package_edit_reruns_the_rules_that_import_it(tmp_path, tiny_model):
-    """Editing a module of the logic package reruns the rules whose code uses it, and only those."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    source = __import__("conftest").REPO
-    for part in ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report"):
-        copy = shutil.copytree if (source / part).is_dir() else shutil.copy
-        copy(source / part, repo / part)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    config = tiny_config(workdir, tiny_model)
-    run_workflow(workdir, config, snakefile=repo / "Snakefile")
-    with (repo / "scripts" / "refusal_directions" / "stats.py").open("a") as handle:
-        handle.write("\n# an edit\n")
-    jobs = planned_jobs(run_workflow(workdir, config, "-n", snakefile=repo / "Snakefile"))
-    assert counts(jobs) == {"layer_stats": N_LAYERS, **DOWNSTREAM_OF_STATS}
-    with (repo / "scripts" / "plot_directions.py").open("a") as handle:
-        handle.write("\n# an edit\n")
-    jobs = planned_jobs(run_workflow(workdir, config, "-n", snakefile=repo / "Snakefile"))
-    assert "plot_directions" in counts(jobs)
 
 
 @pytest.mark.parametrize(
@@ -189,12 +163,106 @@ def test_package_edit_reruns_the_rules_that_import_it(tmp_path, tiny_model):
     ],
     ids=["refusal", "behaviour", "interventions"],
 )
-def test_experiment_settings_rerun_their_branch_only(finished_with_experiments, tmp_path, change, expected):
-    workdir = tmp_path / "run"
-    shutil.copytree(finished_with_experiments, workdir, symlinks=True)
-
+def test_branch_settings_rerun_their_branch_only(run, change, expected):
     def apply(config):
         config.setdefault("refusal", {})
         change(config)
 
-    assert counts(dry_run_after(workdir, apply)) == expected
+    assert counts(dry_run_after(run, apply)) == expected
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"batch_size": 1}, {"batch_size": "auto"}, {"device": "cpu"}, {"device_map": "auto"}],
+    ids=["batch_size", "batch_size_auto", "device", "device_map"],
+)
+def test_execution_settings_rerun_nothing(run, change):
+    assert dry_run_after(run, lambda c: c.update(change)) == []
+
+
+def test_the_same_config_written_otherwise_reruns_nothing(run):
+    """Sorted keys, datasets in another order, comments and quoting: the same values are the same params."""
+    config = shipped_config(run)
+    assert dry_run(run, yaml.safe_load(yaml.safe_dump(config, sort_keys=True))) == []
+    config["datasets"] = dict(reversed(config["datasets"].items()))
+    config["models"] = [dict(reversed(model.items())) for model in config["models"]]
+    text = "# the shipped default, re-serialised\n" + yaml.safe_dump(config, sort_keys=False, default_style="'")
+    (run / "config.yaml").write_text(text.replace("\nalpha:", "\n# significance level\nalpha:"))
+    assert planned_jobs(run_workflow(run, None, "-n")) == []
+
+
+def test_identical_reextraction_reruns_nothing_downstream(run):
+    """A forced re-extraction that writes the same activations leaves every later step alone."""
+    run_workflow(run, None, "--forcerun", "extract_activations", "--until", "extract_activations")
+    assert dry_run(run) == []
+
+
+def test_adding_a_model_runs_only_its_branch_and_the_comparison(run):
+    def add(config):
+        config["models"].append({**config["models"][0], "slug": "second", "system_prompt": "Decline harm."})
+
+    jobs = dry_run_after(run, add)
+    assert counts(jobs) == {**EXTRACTION_AND_AFTER}  # the GGUF is converted once for both
+    assert {job["wildcards"].get("model") for job in jobs if job["rule"] not in ("compare_models", "all")} == {"second"}
+
+
+def truncate_keeping_mtime(path):
+    stat = path.stat()
+    path.unlink()  # the copy shares nothing with the fixture, but be sure: write a new file
+    path.write_bytes(b"\0" * (stat.st_size // 2))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_damaged_layer_file_stops_the_run_and_deleting_the_extraction_redoes_it(run):
+    layer_file = run / "results" / MODEL / "activations" / "layer_05.h5"
+    truncate_keeping_mtime(layer_file)
+    result = run_workflow(run, None, "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in output, output[-2000:]
+    assert f"results/{MODEL}/activations/layer_05.h5" in errors[0]
+    assert f"delete results/{MODEL}/activations and run again" in errors[0]
+    shutil.rmtree(run / "results" / MODEL / "activations")
+    jobs = dry_run(run)
+    assert counts(jobs)["extract_activations"] == 1
+    assert reasons(jobs, "extract_activations") == {"Missing output files"}
+
+
+def test_a_deleted_per_layer_output_is_rebuilt(run):
+    (run / "results" / MODEL / "layers" / "layer_12.json").unlink()
+    jobs = dry_run(run)
+    assert [job["wildcards"]["layer"] for job in jobs if job["rule"] == "layer_stats"] == ["12"]
+    assert counts(jobs) == {"layer_stats": 1, **TABLES}
+    run_workflow(run, None)
+    assert (run / "results" / MODEL / "layers" / "layer_12.json").is_file()
+    assert dry_run(run) == []
+
+
+def test_package_edit_reruns_the_rules_that_import_it(tmp_path, tiny_model):
+    """Editing a module of the logic package reruns the rules whose code uses it, and only those."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for part in ("Snakefile", "rules", "scripts", "config", "envs", "profiles", "report"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
+        copy(REPO / part, repo / part)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tiny_config(workdir, tiny_model)
+    run_workflow(workdir, config, snakefile=repo / "Snakefile")
+    with (repo / "scripts" / "refusal_directions" / "resampling.py").open("a") as handle:
+        handle.write("\n# an edit\n")
+    jobs = planned_jobs(run_workflow(workdir, config, "-n", snakefile=repo / "Snakefile"))
+    assert counts(jobs) == {"layer_stats": 3, **TABLES}
+    with (repo / "scripts" / "plot_directions.py").open("a") as handle:
+        handle.write("\n# an edit\n")
+    jobs = planned_jobs(run_workflow(workdir, config, "-n", snakefile=repo / "Snakefile"))
+    assert "plot_directions" in counts(jobs)
+
+
+def test_the_rerun_table_names_every_config_key():
+    """Every key of config/schema.yaml has a row in config/README.md's rerun table."""
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    table = (REPO / "config" / "README.md").read_text().split("## Which change reruns what")[1].split("\n## ")[0]
+    for key in schema["properties"]:
+        assert f"`{key}" in table, key

@@ -6,7 +6,8 @@ import pytest
 from refusal_directions.layer_analysis import StatsSettings, analyse_layer
 from refusal_directions.tables import holm_log10, permutation_floor, validation_table
 
-SETTINGS = StatsSettings(alpha=0.01, d_min=0.5, n_folds=5, n_permutations=999, n_bootstrap=200, ci_level=0.95, seed=0)
+SETTINGS = StatsSettings(n_folds=5, n_permutations=999, n_bootstrap=200, ci_level=0.95, seed=0)
+ALPHA, D_MIN = 0.01, 0.5
 
 
 def analyse_layers(make_groups, n_layers):
@@ -14,7 +15,7 @@ def analyse_layers(make_groups, n_layers):
     for layer in range(n_layers):
         row, *_ = analyse_layer(make_groups(layer), SETTINGS, control=None)
         rows.append({"layer": layer, **row})
-    return validation_table(rows, SETTINGS.alpha, SETTINGS.d_min)
+    return validation_table(rows, ALPHA, D_MIN)
 
 
 def test_pure_noise_is_not_valid_though_the_seed_rule_says_it_is():
@@ -63,3 +64,21 @@ def test_holm_matches_a_plain_implementation_and_survives_underflow():
 def test_permutation_floor():
     assert permutation_floor(30, 1000) == pytest.approx(30 / 1001)
     assert permutation_floor(30, 10000) < 0.01 < permutation_floor(30, 1000)
+
+
+def test_thresholds_decide_validity_at_the_table_only():
+    """The same per-layer numbers give different verdicts under other thresholds: no layer job reruns."""
+
+    def planted(layer):
+        rng = np.random.default_rng(200 + layer)
+        direction = rng.normal(size=32)
+        direction /= np.linalg.norm(direction)
+        return {"harmful": rng.normal(size=(30, 32)) + (0.6 + layer) * direction, "harmless": rng.normal(size=(30, 32))}
+
+    rows = [{"layer": layer, **analyse_layer(planted(layer), SETTINGS, control=None)[0]} for layer in range(3)]
+    lenient, strict = validation_table(rows, 0.05, 0.2), validation_table(rows, 0.01, 2.5)
+    assert lenient["valid"].sum() > strict["valid"].sum()
+    expected_seed = (lenient["log10_p"] < np.log10(0.05)) & (lenient["cohens_d"].abs() > 0.2)
+    assert (lenient["valid_seed_rule"] == expected_seed).all()
+    undefined = validation_table([{**rows[0], "cohens_d": np.nan, "log10_p": np.nan}], 0.05, 0.2)
+    assert not undefined["valid_seed_rule"].iloc[0] and not undefined["valid"].iloc[0]

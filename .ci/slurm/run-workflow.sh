@@ -78,23 +78,19 @@ slurm_args=(
     # No slurmdbd here: sacct does not work, so poll with squeue (MinJobAge >= 3x the first interval).
     --slurm-status-command squeue
     --slurm-init-seconds-before-status-checks "$init_seconds"
-    # A CLI --set-resources replaces the profile's whole set-resources block: repeat its partition and
-    # runtime, and fit memory and CPUs to the CI node (2 cores, ~21 GB).
+    # A CLI --set-resources replaces the profile's whole set-resources block: repeat its partitions, and
+    # fit the model jobs' memory and CPUs to the CI node (2 cores, ~21 GB).
     --set-resources
     extract_activations:slurm_partition=gpu
-    extract_activations:cpus_per_gpu=2
     extract_activations:mem_mb=8000
-    extract_activations:runtime=120
     generate_responses:slurm_partition=gpu
-    generate_responses:cpus_per_gpu=2
     generate_responses:mem_mb=8000
-    generate_responses:runtime=120
     run_interventions:slurm_partition=gpu
-    run_interventions:cpus_per_gpu=2
     run_interventions:mem_mb=8000
-    run_interventions:runtime=240
-    convert_model:mem_mb=8000
-    convert_model:runtime=30
+    --set-threads
+    extract_activations=2
+    generate_responses=2
+    run_interventions=2
     # The sbatch command lines are logged only at debug level.
     --verbose
 )

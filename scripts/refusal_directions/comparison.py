@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .jsonio import read_json  # noqa: E402
+
 COLUMNS = [
     "model",
     "model_id",
@@ -58,3 +60,11 @@ def depth_figure(tables: dict[str, pd.DataFrame]):
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def write_comparison(models: list[str], summaries: list[str], validations: list[str], table_csv: str, figure_png: str,
+                     dpi: int) -> None:  # fmt: skip
+    """results/comparison/: the cross-model table and figure."""
+    comparison_table([read_json(path) for path in summaries]).to_csv(table_csv, index=False)
+    tables = {model: pd.read_csv(path) for model, path in zip(models, validations, strict=True)}
+    depth_figure(tables).savefig(figure_png, dpi=dpi)

@@ -1,14 +1,22 @@
-"""Last-token residual stream of every decoder block, batched by length and streamed to disk."""
+"""Last-token residual stream of every decoder block, batched by length and streamed to HDF5 files."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from importlib.metadata import version
 
 import numpy as np
 import torch
 
-from .modeling import decoder_layers
-from .runlog import UserError
+from .activations import ActivationWriter, write_manifest
+from .batching import BatchRunner, left_padded
+from .chat_format import formatted_prompt_sets
+from .errors import UserError
+from .execution import ExecutionSettings
+from .jsonio import write_jsonl
+from .modeling import decoder_layers, load_for_job
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -36,48 +44,24 @@ class LastTokenRecorder:
             handle.remove()
 
 
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length, longest first (an out-of-memory error shows early)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def left_padded(token_ids: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """Left-padded batch with its attention mask and the positions each sequence would have alone."""
-    width = max(map(len, token_ids))
-    input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(token_ids), width), dtype=torch.long)
-    for row, ids in enumerate(token_ids):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids) :] = 1
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return {
-        "input_ids": input_ids.to(device),
-        "attention_mask": attention_mask.to(device),
-        "position_ids": position_ids.to(device),
-    }
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
 class Extractor:
     """Runs a model over formatted prompts and hands each batch's per-layer last-token rows to ``sink``.
 
     ``sink(indices, per_layer)`` receives the batch's positions in the prompt list and one float32 array
-    [batch, d_model] per layer. ``batch_size="auto"`` starts at 32 and halves on CUDA out-of-memory.
+    [batch, d_model] per layer. Batches halve on out-of-memory (batching.BatchRunner).
     """
 
-    def __init__(self, model, tokenizer, device, batch_size: int | str, progress=None):
+    def __init__(self, model, tokenizer, device, batch_size: int):
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
-        self.auto_batch = batch_size == "auto"
-        self.batch_size = 32 if self.auto_batch else int(batch_size)
-        self.progress = progress
+        self.runner = BatchRunner(batch_size)
         # The LM head is never needed: run the base model only.
         self.body = getattr(model, model.base_model_prefix, model)
+
+    @property
+    def batch_size(self) -> int:
+        return self.runner.batch_size
 
     def _forward(self, token_ids: list[list[int]], recorder: LastTokenRecorder) -> list[np.ndarray]:
         batch = left_padded(token_ids, self.tokenizer.pad_token_id, self.device)
@@ -88,26 +72,93 @@ class Extractor:
             raise UserError("the model produced NaN or inf activations; try dtype: float32 in the model's config entry")
         return rows
 
-    def run(self, texts: list[str], sink) -> None:
+    def run(self, texts: list[str], sink, progress: Progress | None = None) -> None:
         token_ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
         recorder = LastTokenRecorder(self.model)
+
+        def process(indices):
+            sink(indices, self._forward([token_ids[i] for i in indices], recorder))
+
         try:
-            pending = length_sorted_batches([len(ids) for ids in token_ids], self.batch_size)
-            while pending:
-                indices = pending.pop(0)
-                try:
-                    per_layer = self._forward([token_ids[i] for i in indices], recorder)
-                except Exception as error:
-                    if not (self.auto_batch and _is_out_of_memory(error) and len(indices) > 1):
-                        raise
-                    torch.cuda.empty_cache()
-                    half = len(indices) // 2
-                    self.batch_size = max(1, half)
-                    log.warning("out of memory at batch size %d; retrying with %d", len(indices), half)
-                    pending[:0] = [indices[:half], indices[half:]]
-                    continue
-                sink(indices, per_layer)
-                if self.progress is not None:
-                    self.progress.update(len(indices))
+            self.runner.run([len(ids) for ids in token_ids], process, progress)
         finally:
             recorder.remove()
+
+
+def text_hash(texts: list[str]) -> str:
+    """sha256 over the exact strings, in order: identifies a prompt set as the model saw it."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def extract_activations(
+    spec: dict,
+    prompt_files: dict[str, str],
+    formatted_outputs: dict[str, str],
+    activations_dir: str,
+    converted_dir: str | None,
+    execution: ExecutionSettings,
+) -> None:
+    """Format the sampled prompts with the model's chat template and record every layer's last-token state:
+    one HDF5 file per layer, the formatted prompts, and a manifest with each layer file's sha256."""
+    model, tokenizer, input_device, revision = load_for_job(spec, converted_dir, execution)
+    n_layers = len(decoder_layers(model))
+    d_model = model.config.get_text_config().hidden_size
+
+    sets = formatted_prompt_sets(tokenizer, spec, prompt_files)
+    for name, records in sets.items():
+        write_jsonl(formatted_outputs[name], records)
+    hashes = {name: text_hash([r["formatted"] for r in records]) for name, records in sets.items()}
+    attrs = {
+        "model_id": spec["id"],
+        "weights_revision": revision,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "prompt_set_hash": text_hash([hashes[name] for name in sorted(hashes)]),
+    }
+    set_attrs = {name: {"prompt_hash": digest} for name, digest in hashes.items()}
+    writer = ActivationWriter(
+        activations_dir, n_layers, d_model, {name: len(records) for name, records in sets.items()}, attrs, set_attrs
+    )
+    # A prompt in several sets (e.g. the harmless set and the control's imperatives) runs once.
+    destinations: dict[str, list[tuple[str, int]]] = {}
+    for name, records in sets.items():
+        for row, record in enumerate(records):
+            destinations.setdefault(record["formatted"], []).append((name, row))
+    texts = list(destinations)
+
+    def write_batch(indices, per_layer):
+        by_set: dict[str, tuple[list[int], list[int]]] = {}
+        for position, index in enumerate(indices):
+            for name, row in destinations[texts[index]]:
+                by_set.setdefault(name, ([], []))
+                by_set[name][0].append(row)
+                by_set[name][1].append(position)
+        for name, (rows, positions) in by_set.items():
+            writer.write(name, np.array(rows), [values[positions] for values in per_layer])
+
+    extractor = Extractor(model, tokenizer, input_device, execution.max_batch_size)
+    try:
+        extractor.run(texts, write_batch, Progress("extraction", len(texts)))
+    finally:
+        writer.close()
+    layer_sha256 = writer.commit()
+    write_manifest(
+        activations_dir,
+        {
+            **attrs,
+            "n_layers": n_layers,
+            "d_model": d_model,
+            "sets": {name: len(records) for name, records in sets.items()},
+            "set_hashes": hashes,
+            "layer_files": sorted(layer_sha256),
+            "layer_sha256": layer_sha256,
+            "package_versions": {p: version(p) for p in ("torch", "transformers", "tokenizers", "h5py")},
+        },
+    )
+    log.info(
+        "wrote %d layers x %d distinct prompts to %s (final batch size %d)",
+        n_layers, len(texts), activations_dir, extractor.batch_size,
+    )  # fmt: skip

@@ -1,11 +1,19 @@
-"""Batched generation of responses, in prompt order, with optional intervention hooks active."""
+"""Batched generation of responses, in prompt order, with any intervention hooks that are active."""
 
 from __future__ import annotations
 
-import numpy as np
+import logging
+
 import torch
 
-from .extraction import length_sorted_batches
+from .batching import BatchRunner
+from .execution import ExecutionSettings
+from .jsonio import write_jsonl
+from .modeling import load_for_job
+from .progress import Progress
+from .sampling import prompt_subsets
+
+log = logging.getLogger(__name__)
 
 
 def generate(
@@ -13,11 +21,12 @@ def generate(
     tokenizer,
     texts: list[str],
     max_new_tokens: int,
-    batch_size: int,
+    runner: BatchRunner,
     device,
     do_sample: bool = False,
     temperature: float = 1.0,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> list[str]:
     """The model's response to each formatted prompt (greedy unless ``do_sample``), decoded without special
     tokens. Prompts are batched by length and left-padded; ``generate`` derives positions from the mask."""
@@ -25,7 +34,8 @@ def generate(
     responses: list[str | None] = [None] * len(texts)
     if do_sample:
         torch.manual_seed(seed)
-    for indices in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
+
+    def process(indices):
         batch = tokenizer.pad({"input_ids": [token_ids[i] for i in indices]}, return_tensors="pt").to(device)
         with torch.inference_mode():
             output = model.generate(
@@ -40,24 +50,33 @@ def generate(
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         for index, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
             responses[int(index)] = text.strip()
+
+    runner.run([len(ids) for ids in token_ids], process, progress)
     return responses
 
 
-def subset_rows(n_total: int, n_wanted: int | None, seed: int, stream: int) -> np.ndarray:
-    """A seeded random subset of row numbers (all rows if ``n_wanted`` is None or too large), in order;
-    ``stream`` gives each prompt set its own draw."""
-    if n_wanted is None or n_wanted >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng([seed, stream]).choice(n_total, size=n_wanted, replace=False))
-
-
-def prompt_subsets(prompt_files: dict[str, str], n_wanted: int | None, seed: int) -> dict[str, list[dict]]:
-    """The formatted prompt records of each set, cut to a seeded subset of ``n_wanted`` (each keeps its
-    ``row`` in the set, which is its row in the activation files)."""
-    from .prompts import read_jsonl
-
-    subsets = {}
-    for stream, (name, path) in enumerate(prompt_files.items()):
-        records = read_jsonl(path)
-        subsets[name] = [{**records[row], "row": int(row)} for row in subset_rows(len(records), n_wanted, seed, stream)]
-    return subsets
+def generate_responses(
+    spec: dict, prompt_files: dict[str, str], output: str, converted_dir: str | None, settings: dict,
+    execution: ExecutionSettings,
+) -> None:  # fmt: skip
+    """Experiment 1: the model's response to every prompt of the behaviour subset."""
+    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
+    subsets = prompt_subsets(prompt_files, settings["n_prompts"], settings["seed"])
+    records = [record | {"set": name} for name, subset in subsets.items() for record in subset]
+    responses = generate(
+        model,
+        tokenizer,
+        [record["formatted"] for record in records],
+        settings["max_new_tokens"],
+        BatchRunner(execution.max_batch_size),
+        input_device,
+        settings["do_sample"],
+        settings["temperature"],
+        settings["seed"],
+        Progress("generation", len(records)),
+    )
+    keep = ("id", "set", "row", "text", "level")
+    write_jsonl(
+        output, [{k: r[k] for k in keep if k in r} | {"response": s} for r, s in zip(records, responses, strict=True)]
+    )
+    log.info("%d responses", len(responses))

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .batching import BatchRunner, left_padded
 from .modeling import decoder_layers
 
 
@@ -90,18 +91,20 @@ def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
     return draw / np.linalg.norm(draw) * np.linalg.norm(vector)
 
 
-def next_token_log_probs(model, tokenizer, texts: list[str], batch_size: int, device) -> torch.Tensor:
+def next_token_log_probs(model, tokenizer, texts: list[str], runner: BatchRunner, device,
+                         progress=None) -> torch.Tensor:  # fmt: skip
     """log p(next token | prompt) at the end of each prompt, [n_prompts, vocab], float32 on the CPU."""
-    from .extraction import left_padded, length_sorted_batches
-
     token_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     rows: list[torch.Tensor | None] = [None] * len(texts)
-    for indices in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
+
+    def process(indices):
         batch = left_padded([token_ids[i] for i in indices], tokenizer.pad_token_id, device)
         with torch.inference_mode():
             logits = model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1, :]
         for position, index in enumerate(indices):
             rows[int(index)] = logits[position].float().log_softmax(-1).cpu()
+
+    runner.run([len(ids) for ids in token_ids], process, progress)
     return torch.stack(rows)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
+from safetensors.numpy import save_file
 
+from .activations import read_layer
+from .errors import UserError
+from .jsonio import write_json
 from .resampling import Contrast, bootstrap, cross_fitted, percentile_interval, permutation_null, permutation_pvalue
-from .runlog import UserError
 from .stats import layer_statistics
+
+log = logging.getLogger(__name__)
 
 RESAMPLED_KEYS = (
     "cohens_d_heldout", "t_heldout", "p_heldout", "log10_p_heldout", "d_inflation", "null_d_mean", "null_d_p99",
@@ -24,8 +30,8 @@ CONTROL_KEYS = (
 
 @dataclass(frozen=True)
 class StatsSettings:
-    alpha: float
-    d_min: float
+    """What the per-layer numbers depend on; the thresholds that turn them into verdicts are not here."""
+
     n_folds: int
     n_permutations: int
     n_bootstrap: int
@@ -70,7 +76,7 @@ def resampled_statistics(
 def control_statistics(control_a: np.ndarray, control_b: np.ndarray, main_unit: np.ndarray, main: dict,
                        settings: StatsSettings) -> dict:  # fmt: skip
     """The form-only contrast through the same estimators: the baseline the main effect has to beat."""
-    row, unit, _ = layer_statistics(control_a, control_b, settings.alpha, settings.d_min)
+    row, unit, _ = layer_statistics(control_a, control_b)
     held_out = cross_fitted(Contrast.of(control_a, control_b), settings.n_folds, settings.seed)
     cosine = float(unit @ main_unit) if np.isfinite(unit).all() and np.isfinite(main_unit).all() else math.nan
     return {
@@ -90,7 +96,7 @@ def analyse_layer(groups: dict[str, np.ndarray], settings: StatsSettings, contro
     """
     _check_sizes(groups, settings.n_folds)
     harmful, harmless = groups["harmful"], groups["harmless"]
-    row, unit, diff = layer_statistics(harmful, harmless, settings.alpha, settings.d_min)
+    row, unit, diff = layer_statistics(harmful, harmless)
     row.update(dict.fromkeys(RESAMPLED_KEYS + CONTROL_KEYS, math.nan))
     if row["reason"]:  # no direction or no variance: nothing to resample
         return row, unit, diff, np.empty(0)
@@ -99,3 +105,19 @@ def analyse_layer(groups: dict[str, np.ndarray], settings: StatsSettings, contro
     if control:
         row.update(control_statistics(groups[control[0]], groups[control[1]], unit, row, settings))
     return row, unit, diff, null
+
+
+def write_layer_statistics(
+    activations_path: str, stats_path: str, null_path: str, settings: StatsSettings, control: tuple[str, str] | None
+) -> None:
+    """One layer's statistics as JSON, and its permutation null of d as safetensors."""
+    names = ("harmful", "harmless", *(control or ()))
+    groups, attrs = read_layer(activations_path, names)
+    row, _, _, null = analyse_layer(groups, settings, control)
+    row = {"layer": int(attrs["layer"]), **row}
+    write_json(stats_path, row)
+    save_file({"null_d": null.astype(np.float32)}, null_path)
+    log.info(
+        "layer %d: d = %.3f, held-out d = %.3f, permutation p = %.2g",
+        row["layer"], row["cohens_d"], row.get("cohens_d_heldout", math.nan), row.get("p_perm", math.nan),
+    )  # fmt: skip

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 
-from .prompts import OFFLINE_HINT, hub_reachable
-from .runlog import UserError
+from .errors import UserError
+from .execution import ExecutionSettings
+from .hub import OFFLINE_HINT, cache_only_unless_reachable
+from .integrity import file_sha256
 from .workflow_helpers import package_dir
 
 log = logging.getLogger(__name__)
@@ -26,14 +28,6 @@ def weights_location(spec: dict) -> tuple[str, str | None]:
         except FileNotFoundError as error:
             raise UserError(str(error)) from error
     return spec["id"], spec.get("gguf_file")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -54,12 +48,8 @@ def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
 
 def _offline_guard(location: str) -> None:
     """Fail fast when a Hub id must be fetched and the Hub cannot be reached (cached copies still load)."""
-    if Path(location).exists():
-        return
-    if not hub_reachable():
-        import huggingface_hub.constants
-
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
+    if not Path(location).exists():
+        cache_only_unless_reachable()
 
 
 def load_tokenizer(location: str, gguf_file: str | None, spec: dict):
@@ -145,29 +135,17 @@ def decoder_layers(model) -> torch.nn.ModuleList:
     )
 
 
-def format_prompt(tokenizer, text: str, prompt_format: str, system_prompt: str | None, model_id: str) -> str:
-    """The exact string the model is fed: one user turn through the chat template, or the raw text."""
-    if prompt_format == "raw":
-        return text
-    if not getattr(tokenizer, "chat_template", None):
-        raise UserError(
-            f"model '{model_id}' has no chat template; set prompt_format: raw in its config entry to feed raw prompts"
-        )
-    messages = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
-    messages.append({"role": "user", "content": text})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def load_for_job(spec: dict, converted_dir: str | None, device: str, device_map: str | None, threads: int):
-    """Model, tokenizer and input device for a job: from the converted folder of a GGUF model, else from
-    the Hub or a local folder; device and dtype resolved here (auto: CUDA/bf16, else MPS or CPU/fp32)."""
-    torch.set_num_threads(threads)
+def load_for_job(spec: dict, converted_dir: str | None, execution: ExecutionSettings):
+    """Model, tokenizer, input device and weights revision for a job: from the converted folder of a GGUF
+    model, else from the Hub or a local folder; device and dtype resolved here (auto: CUDA/bf16, else MPS
+    or CPU/fp32)."""
+    torch.set_num_threads(execution.threads)
     location, gguf_file = (converted_dir, None) if converted_dir else weights_location(spec)
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(execution.device)
     dtype = resolve_dtype(spec["dtype"], torch_device)
     log.info("model %s from %s on %s as %s", spec["id"], location, torch_device, dtype)
     tokenizer = load_tokenizer(location, gguf_file, spec)
-    model = load_model(location, gguf_file, spec, torch_device, dtype, device_map)
+    model = load_model(location, gguf_file, spec, torch_device, dtype, execution.device_map)
     # With device_map the model may span devices; inputs go where the embeddings are.
     input_device = model.get_input_embeddings().weight.device
     return model, tokenizer, input_device, weights_revision(model, location, gguf_file)

@@ -118,3 +118,9 @@ def interventions_figure(table: pd.DataFrame, title: str):
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def write_direction_figure(validation_csv: str, output_png: str, title: str, d_min: float, ci_level: float,
+                           dpi: int) -> None:  # fmt: skip
+    figure = direction_analysis_figure(pd.read_csv(validation_csv), title, d_min, ci_level)
+    figure.savefig(output_png, dpi=dpi)

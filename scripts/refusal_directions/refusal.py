@@ -8,7 +8,14 @@ provided), unless the config says otherwise.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+import pandas as pd
+
+from .jsonio import read_jsonl
+
+log = logging.getLogger(__name__)
 
 # Typographic apostrophes would make "I’m sorry" miss "I'm sorry".
 APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
@@ -78,3 +85,25 @@ def make_judge(settings: dict):
         judge = settings["judge"]
         return ClassifierJudge(judge["model"], judge["refusal_label"], judge["threshold"], settings["empty_is_refusal"])
     return SubstringJudge(settings["substrings"], settings["empty_is_refusal"])
+
+
+def label_responses(records: list[dict], settings: dict) -> pd.DataFrame:
+    """One row per response with ``refused`` (the configured judge) and ``refused_substring``."""
+    prompts, responses = [r["text"] for r in records], [r["response"] for r in records]
+    substring = SubstringJudge(settings["substrings"], settings["empty_is_refusal"]).judge(prompts, responses)
+    judge = make_judge(settings)
+    primary = substring if isinstance(judge, SubstringJudge) else judge.judge(prompts, responses)
+    table = pd.DataFrame(records).drop(columns=["response"])
+    table["refused"] = [j.refused for j in primary]
+    table["evidence"] = [j.evidence for j in primary]
+    table["refused_substring"] = [j.refused for j in substring]
+    table["judge"] = judge.name
+    table["response_chars"] = [len(r) for r in responses]
+    return table
+
+
+def write_refusal_labels(responses_path: str, output: str, settings: dict) -> None:
+    table = label_responses(read_jsonl(responses_path), settings)
+    table.to_csv(output, index=False)
+    for name, part in table.groupby("set", sort=False):
+        log.info("%s: %d of %d refused", name, int(part["refused"].sum()), len(part))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from pathlib import Path
 
 import pandas as pd
 
+from .jsonio import read_json
 from .report_experiments import behaviour_section, behavioural_evidence, interventions_section
 
 
@@ -254,3 +256,20 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         "",
     ]
     return "\n".join(lines)
+
+
+def write_report(inputs: dict[str, str], output_md: str, datasets: dict, seed: int) -> None:
+    """report.md from ``inputs``: summary, validation, top10 and, when those branches ran, refusals, auroc,
+    levels and sweep."""
+    experiments = {
+        name: pd.read_csv(inputs[name]) for name in ("refusals", "auroc", "levels", "sweep") if name in inputs
+    }
+    text = render(
+        read_json(inputs["summary"]),
+        pd.read_csv(inputs["validation"]),
+        pd.read_csv(inputs["top10"]),
+        datasets,
+        seed,
+        experiments,
+    )
+    Path(output_md).write_text(text)

@@ -1,4 +1,4 @@
-"""Entry-script plumbing: send output to the rule's log and turn user errors into one clear line."""
+"""Entry-script plumbing: send a job's output to its log and turn user errors into one clear line."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import sys
 import traceback
 from contextlib import contextmanager
 
-
-class UserError(Exception):
-    """A problem with the user's input or environment, reported as one line without a traceback."""
+from .errors import UserError
 
 
 @contextmanager
 def rule_log(log_path: str):
-    """Redirect stderr and logging to ``log_path``; report a UserError as one line on the terminal too."""
+    """Redirect stderr and logging to ``log_path``. A UserError ends the job with exit status 1: one line
+    ``error: ...`` on the terminal, and the message (without that prefix, so a log shown on failure does not
+    repeat it) in the log; any other exception leaves its traceback in the log."""
     terminal = sys.stderr
     with open(log_path, "w", buffering=1) as log:
         sys.stderr = log
@@ -25,9 +25,8 @@ def rule_log(log_path: str):
             yield logger
             logger.info("job finished")
         except UserError as error:
-            message = f"error: {error}"
-            print(message, file=log)
-            print(message, file=terminal)
+            logger.error("%s", error)
+            print(f"error: {error}", file=terminal)
             sys.exit(1)
         except BaseException:
             traceback.print_exc(file=log)

@@ -95,15 +95,9 @@ def projection_tests(proj_harmful: np.ndarray, proj_harmless: np.ndarray) -> dic
     }
 
 
-def seed_rule_valid(p_value_log10: float, d: float, alpha: float, d_min: float) -> bool:
-    """The seed experiment's rule: p < alpha and |d| > d_min, on the prompts that built the direction."""
-    return bool(math.isfinite(d) and p_value_log10 < math.log10(alpha) and abs(d) > d_min)
-
-
-def layer_statistics(
-    harmful: np.ndarray, harmless: np.ndarray, alpha: float, d_min: float
-) -> tuple[dict, np.ndarray, np.ndarray]:
-    """In-sample statistics of one layer; returns (row, unit direction, raw difference)."""
+def layer_statistics(harmful: np.ndarray, harmless: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+    """In-sample statistics of one layer (numbers only: verdicts are made across layers, in tables.py);
+    returns (row, unit direction, raw difference)."""
     diff, unit, magnitude = difference_in_means(harmful, harmless)
     proj_harmful, proj_harmless = harmful @ unit, harmless @ unit
     row = {
@@ -116,7 +110,6 @@ def layer_statistics(
         "sd_proj_harmless": float(proj_harmless.std(ddof=1)),
         **projection_tests(proj_harmful, proj_harmless),
     }
-    row["valid_seed_rule"] = seed_rule_valid(row["log10_p"], row["cohens_d"], alpha, d_min)
     if magnitude == 0:
         row["reason"] = "harmful and harmless means are identical: no direction"
     elif not math.isfinite(row["cohens_d"]):

@@ -1,12 +1,22 @@
 """Per-model tables: one row per layer with multiple-comparison corrections and validity, the strongest
-layers, and the run summary."""
+layers, and the run summary. Every verdict (alpha, d_min) is made here, from the per-layer numbers."""
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import pandas as pd
+from safetensors.numpy import load_file
+
+from .activations import LAYER_CONVENTION
+from .jsonio import read_json, write_json
+
+log = logging.getLogger(__name__)
+SUMMARY_PACKAGES = ("numpy", "scipy", "pandas", "h5py", "mpmath", "safetensors", "snakemake")
 
 # The output contract: these columns come first, in this order.
 LEADING_COLUMNS = [
@@ -56,14 +66,16 @@ def validation_table(rows: list[dict], alpha: float, d_min: float) -> pd.DataFra
     """Layer rows in layer order with Holm-adjusted p-values across layers and both validity rules.
 
     ``valid``: held-out d > d_min and Holm-adjusted permutation p < alpha (the claim survives fresh prompts
-    and a null that refits the direction); ``valid_seed_rule``: the seed experiment's in-sample rule.
+    and a null that refits the direction); ``valid_seed_rule``: the seed experiment's in-sample rule, p < alpha
+    and |d| > d_min on the prompts that built the direction.
     """
     table = pd.DataFrame(rows).sort_values("layer", ignore_index=True)
     table["p_holm"] = 10 ** holm_log10(np.log10(table["p_perm"].astype(float)))
     table["log10_p_holm_parametric"] = holm_log10(table["log10_p"].astype(float))
     heldout = table["cohens_d_heldout"].astype(float)
     table["valid"] = (heldout > d_min) & (table["p_holm"] < alpha)
-    table["valid_seed_rule"] = table["valid_seed_rule"].fillna(False).astype(bool)
+    in_sample_d = table["cohens_d"].astype(float)
+    table["valid_seed_rule"] = (table["log10_p"].astype(float) < math.log10(alpha)) & (in_sample_d.abs() > d_min)
     rest = [column for column in table.columns if column not in LEADING_COLUMNS]
     return table[LEADING_COLUMNS + rest]
 
@@ -86,3 +98,67 @@ def strongest_layer(table: pd.DataFrame, column: str = "cohens_d") -> dict | Non
         return None
     best = finite.loc[finite[column].abs().idxmax()]
     return {"layer": int(best["layer"]), column: float(best[column]), "relative_depth": int(best["layer"]) / len(table)}
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def write_tables(
+    layer_stats: list[str],
+    manifest_path: str,
+    directions_path: str,
+    outputs: dict[str, str],
+    model: dict,
+    statistics: dict,
+    thresholds: dict,
+    control: dict | None,
+    config_hash: str,
+) -> None:
+    """validation_results.csv, top10_layers.csv, summary.json and validated_directions.pkl of one model."""
+    alpha, d_min = thresholds["alpha"], thresholds["d_min"]
+    manifest = read_json(manifest_path)
+    table = validation_table([read_json(path) for path in layer_stats], alpha, d_min)
+    table.to_csv(outputs["validation"], index=False)
+    top_layers(table).to_csv(outputs["top10"], index=False)
+
+    units = load_file(directions_path)["unit_directions"]
+    valid_layers = [int(layer) for layer in table.loc[table["valid"], "layer"]]
+    with open(outputs["pickle"], "wb") as handle:
+        pickle.dump({layer: units[layer].copy() for layer in valid_layers}, handle, protocol=4)
+
+    n_permutations = statistics["n_permutations"]
+    floor = permutation_floor(len(table), n_permutations)
+    if floor >= alpha:
+        log.warning(
+            "with %d permutations and %d layers the smallest Holm-adjusted p is %.3g >= alpha = %g: "
+            "no layer can be valid; raise n_permutations above %d",
+            n_permutations, len(table), floor, alpha, int(len(table) / alpha),
+        )  # fmt: skip
+    summary = {
+        "model": {"slug": model["slug"], "id": model["id"], "weights_revision": manifest["weights_revision"]},
+        "dtype": manifest["dtype"],
+        "n_harmful": manifest["sets"]["harmful"],
+        "n_harmless": manifest["sets"]["harmless"],
+        "n_layers": manifest["n_layers"],
+        "d_model": manifest["d_model"],
+        "layer_convention": LAYER_CONVENTION,
+        "valid_rule": "held-out Cohen's d > d_min and Holm-adjusted permutation p < alpha",
+        "valid_layers": valid_layers,
+        "n_valid_layers": len(valid_layers),
+        "valid_seed_rule_layers": [int(layer) for layer in table.loc[table["valid_seed_rule"], "layer"]],
+        "strongest_layer": strongest_layer(table, "cohens_d"),
+        "strongest_heldout_layer": strongest_layer(table, "cohens_d_heldout"),
+        "thresholds": {"alpha": alpha, "d_min": d_min},
+        "statistics": statistics,
+        "smallest_attainable_p_holm": floor,
+        "control": control,
+        "n_control": {role: manifest["sets"][name] for role, name in (control or {}).items()},
+        "package_versions": {**manifest["package_versions"], **{p: _installed(p) for p in SUMMARY_PACKAGES}},
+        "config_hash": config_hash,
+    }
+    write_json(outputs["summary"], summary)
+    log.info("%d of %d layers valid; strongest %s", len(valid_layers), len(table), summary["strongest_layer"])

@@ -9,12 +9,8 @@ import re
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-HUB_SCHEME = "hf://"
-
-
-def hub_id(source: str) -> str | None:
-    """The Hub dataset id of an ``hf://`` dataset source, None for a local file."""
-    return source.removeprefix(HUB_SCHEME) if source.startswith(HUB_SCHEME) else None
+ENTRY_SCRIPTS = PACKAGE_ROOT.parent
+PACKAGE = PACKAGE_ROOT.name
 
 
 def package_dir(package: str) -> Path:
@@ -28,10 +24,21 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def local_modules(module: str) -> set[str]:
-    """``module`` (dotted, inside this package) and every package module it imports, transitively."""
+def _imported_modules(source: str, package: str) -> list[str]:
+    """Package modules named by the import lines of ``source``: absolute (``from refusal_directions.x``)
+    in entry scripts, relative (``from .x``) inside the package, where ``package`` is the importer's own."""
+    found = re.findall(rf"^\s*from {PACKAGE}\.([\w.]+) import", source, flags=re.MULTILINE)
+    for dots, target in re.findall(r"^\s*from (\.+)([\w.]*) import", source, flags=re.MULTILINE):
+        base = package.split(".") if package else []
+        base = base[: len(base) - (len(dots) - 1)] if len(dots) > 1 else base
+        found.append(".".join([*base, target] if target else base))
+    return found
+
+
+def local_modules(entry_script: str) -> set[str]:
+    """Every package module that the entry script ``scripts/<entry_script>.py`` imports, transitively."""
     seen: set[str] = set()
-    pending = [module]
+    pending = _imported_modules(ENTRY_SCRIPTS.joinpath(f"{entry_script}.py").read_text(), "")
     while pending:
         name = pending.pop()
         if name in seen:
@@ -39,29 +46,32 @@ def local_modules(module: str) -> set[str]:
         seen.add(name)
         path = PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py")
         package = name.rsplit(".", 1)[0] if "." in name else ""
-        for dots, target in re.findall(r"^\s*from (\.+)([\w.]*) import", path.read_text(), flags=re.MULTILINE):
-            base = package.split(".") if package else []
-            base = base[: len(base) - (len(dots) - 1)] if len(dots) > 1 else base
-            pending.append(".".join([*base, target] if target else base))
+        pending += _imported_modules(path.read_text(), package)
     return seen
 
 
-def code_version(task: str) -> str:
-    """Hash of a task module, the package modules it imports and the package's __init__ (process-wide
-    numerics settings): a rerun trigger for library edits, which Snakemake's own code tracking (the script
-    file only) would miss."""
+def code_version(entry_script: str) -> str:
+    """Hash of the package modules a rule's entry script imports and the package's __init__ (process-wide
+    numerics settings): a rerun trigger for library edits, which Snakemake's own code tracking (the entry
+    script only) would miss."""
     digest = hashlib.sha256()
-    for name in sorted(local_modules(f"tasks.{task}") | {"__init__"}):
+    for name in sorted(local_modules(entry_script) | {"__init__"}):
         digest.update(name.encode())
         digest.update(PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py").read_bytes())
     return digest.hexdigest()[:16]
 
 
+def canonical(value):
+    """``value`` with every mapping's keys in sorted order. Snakemake compares params by their repr, and a
+    dict's repr follows its insertion order: without this, the same config written with its keys in
+    another order would rerun jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
 def stable_hash(value) -> str:
     """Hash of a JSON-serialisable value, independent of key order."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def retry_batch_size(batch_size: int | str, attempt: int) -> int | str:
-    """The configured batch size, halved on each retry (a failed extraction is usually out of memory)."""
-    return batch_size if batch_size == "auto" else max(1, batch_size // 2 ** (attempt - 1))

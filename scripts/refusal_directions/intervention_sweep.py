@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 from safetensors.numpy import load_file
 
-from ..generation import generate, prompt_subsets
-from ..interventions import (
+from .batching import BatchRunner
+from .errors import UserError
+from .execution import ExecutionSettings
+from .generation import generate
+from .interventions import (
     ablate_at_layer,
     ablate_everywhere,
     add_at_layer,
@@ -20,9 +23,10 @@ from ..interventions import (
     next_token_log_probs,
     random_like,
 )
-from ..modeling import decoder_layers, load_for_job
-from ..prompts import write_jsonl
-from ..runlog import UserError
+from .jsonio import write_jsonl
+from .modeling import decoder_layers, load_for_job
+from .progress import Progress
+from .sampling import prompt_subsets
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,14 @@ def conditions(model, layer: int, unit: np.ndarray, difference: np.ndarray, seed
     }
 
 
-def main(spec: dict, prompt_files: dict[str, str], directions: str, outputs: dict, converted_dir: str | None,
-         settings: dict, batch_size: int | str, device: str, device_map: str | None, threads: int) -> None:  # fmt: skip
-    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, device, device_map, threads)
-    batch = 32 if batch_size == "auto" else batch_size
+def run_intervention_sweep(
+    spec: dict, prompt_files: dict[str, str], directions: str, outputs: dict, converted_dir: str | None,
+    settings: dict, execution: ExecutionSettings,
+) -> None:  # fmt: skip
+    """generations.jsonl (every response per layer and condition) and kl.csv (next-token KL on harmless
+    prompts per layer and condition)."""
+    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
+    runner = BatchRunner(execution.max_batch_size)
     tensors = load_file(directions)
     units, differences = tensors["unit_directions"].astype(np.float64), tensors["mean_differences"].astype(np.float64)
     n_layers = len(decoder_layers(model))
@@ -56,29 +64,26 @@ def main(spec: dict, prompt_files: dict[str, str], directions: str, outputs: dic
     texts = {name: [record["formatted"] for record in records] for name, records in subsets.items()}
 
     def respond(name: str, layer, condition: str, context) -> list[dict]:
+        progress = Progress(f"layer {layer} {condition} ({name}): generation", len(texts[name]))
         with context:
-            responses = generate(model, tokenizer, texts[name], settings["max_new_tokens"], batch, input_device)
+            responses = generate(
+                model, tokenizer, texts[name], settings["max_new_tokens"], runner, input_device, progress=progress
+            )
         return [
-            {
-                "layer": layer,
-                "condition": condition,
-                "set": name,
-                "id": r["id"],
-                "row": r["row"],
-                "text": r["text"],
-                "response": response,
-            }  # fmt: skip
+            {"layer": layer, "condition": condition, "set": name, "id": r["id"], "row": r["row"], "text": r["text"],
+             "response": response}
             for r, response in zip(subsets[name], responses, strict=True)
-        ]
+        ]  # fmt: skip
 
-    def harmless_log_probs(context):
+    def harmless_log_probs(layer, condition: str, context):
+        progress = Progress(f"layer {layer} {condition} (harmless): next-token distribution", len(texts["harmless"]))
         with context:
-            return next_token_log_probs(model, tokenizer, texts["harmless"], batch, input_device)
+            return next_token_log_probs(model, tokenizer, texts["harmless"], runner, input_device, progress)
 
     generations = respond("harmful", None, "baseline", nullcontext()) + respond(
         "harmless", None, "baseline", nullcontext()
     )
-    baseline = harmless_log_probs(nullcontext())
+    baseline = harmless_log_probs(None, "baseline", nullcontext())
     divergences = []
     for layer in layers:
         for condition, (name, make_hooks) in conditions(
@@ -86,7 +91,7 @@ def main(spec: dict, prompt_files: dict[str, str], directions: str, outputs: dic
         ).items():
             generations += respond(name, layer, condition, make_hooks())
             if condition != "ablation_layer":
-                kl = kl_divergence(baseline, harmless_log_probs(make_hooks()))
+                kl = kl_divergence(baseline, harmless_log_probs(layer, condition, make_hooks()))
                 divergences.append({"layer": layer, "condition": condition, "mean_kl": float(kl.mean()),
                                     "median_kl": float(np.median(kl)), "max_kl": float(kl.max())})  # fmt: skip
         log.info("layer %d done", layer)

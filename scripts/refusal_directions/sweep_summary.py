@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..plotting import interventions_figure
-from ..prompts import read_jsonl
-from .score_refusals import label_responses
+from .jsonio import read_jsonl
+from .plotting import interventions_figure
+from .refusal import label_responses
 
 RATE_CONDITIONS = ("ablation_all", "ablation_layer", "random_ablation_all", "addition", "random_addition")
 
@@ -30,7 +30,8 @@ def sweep_table(labels: pd.DataFrame, divergences: pd.DataFrame) -> pd.DataFrame
     return table
 
 
-def main(generations: str, kl_csv: str, outputs: dict, refusal: dict, title: str, dpi: int) -> None:
+def summarize_interventions(generations: str, kl_csv: str, outputs: dict, refusal: dict, title: str, dpi: int) -> None:
+    """labels.csv (every response judged), sweep.csv and sweep.png."""
     labels = label_responses(read_jsonl(generations), refusal)
     labels.to_csv(outputs["labels"], index=False)
     table = sweep_table(labels, pd.read_csv(kl_csv))

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import torch
 
-from ..modeling import CONVERTED_SOURCE, file_sha256, load_model, load_tokenizer, weights_location
-from ..runlog import UserError
+from .errors import UserError
+from .integrity import file_sha256
+from .modeling import CONVERTED_SOURCE, load_model, load_tokenizer, weights_location
 
 log = logging.getLogger(__name__)
 
 
-def main(spec: dict, output_dir: str) -> None:
+def convert_gguf_model(spec: dict, output_dir: str) -> None:
+    """Dequantise a GGUF model into float32 safetensors and save its tokenizer, with a source.json that pins
+    the GGUF file it came from."""
     location, gguf_file = weights_location(spec)
     log.info("converting %s/%s", location, gguf_file)
     tokenizer = load_tokenizer(location, gguf_file, spec)

@@ -1,1 +1,0 @@
-"""One module per workflow rule: each main() takes plain paths and parameters."""
