@@ -33,9 +33,10 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-# Prints per-layer statistics timings, then the extraction ratios; its last four lines are the ratios.
+# Per-layer statistics timings, token-budget against fixed-count batches, then the extraction ratios.
 bench: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_layer_stats.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_batching.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_extraction.py
 
 report: $(STAMP)

@@ -37,8 +37,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from refusal_directions.activations import ActivationWriter  # noqa: E402
-from refusal_directions.batching import left_padded, length_sorted_batches  # noqa: E402
-from refusal_directions.chat_format import format_prompt  # noqa: E402
+from refusal_directions.batching import BatchRunner, budget_batches, left_padded  # noqa: E402
+from refusal_directions.chat_format import PromptFormat  # noqa: E402
 from refusal_directions.extraction import Extractor  # noqa: E402
 from refusal_directions.modeling import (  # noqa: E402
     decoder_layers,
@@ -143,37 +143,36 @@ def random_qwen_shaped(device: torch.device):
     return model, tokenizer, {"id": "random Qwen2.5-1.5B-shaped", "prompt_format": "chat", "system_prompt": None}
 
 
-def run_extractor(model, tokenizer, texts, batch_size, device, folder: Path) -> None:
+def run_extractor(model, tokenizer, token_ids, batch_size, device, folder: Path) -> None:
     """(a): exactly what the extraction job does per batch, writing to HDF5 in ``folder``."""
     n_layers, d_model = len(decoder_layers(model)), model.config.get_text_config().hidden_size
-    writer = ActivationWriter(folder, n_layers, d_model, {"prompts": len(texts)}, {}, {})
+    writer = ActivationWriter(folder, n_layers, d_model, {"prompts": len(token_ids)}, {}, {})
+    extractor = Extractor(model, tokenizer.pad_token_id, device, BatchRunner(batch_size))
     try:
-        Extractor(model, tokenizer, device, batch_size).run(texts, lambda rows, per: writer.write("prompts", rows, per))
+        extractor.run(token_ids, lambda rows, per: writer.write("prompts", rows, per))
     finally:
         writer.close()
 
 
-def run_naive(model, tokenizer, texts, device) -> list:
+def run_naive(model, token_ids, device) -> list:
     """(b): what a notebook does: one prompt at a time, all hidden states, every layer kept."""
     kept = []
     with torch.no_grad():
-        for text in texts:
-            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(device)
-            hidden = model(**ids, output_hidden_states=True).hidden_states
+        for ids in token_ids:
+            hidden = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True).hidden_states
             kept.append([state[0, -1].float().cpu().numpy() for state in hidden])
     return kept
 
 
-def run_bare(model, tokenizer, texts, batch_size, device) -> None:
+def run_bare(model, tokenizer, token_ids, batch_size, device) -> None:
     """(c): the same length-sorted, left-padded batches through the base model, nothing collected."""
-    token_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     body = getattr(model, model.base_model_prefix, model)
     with torch.inference_mode():
-        for indices in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
+        for indices in budget_batches([len(ids) for ids in token_ids], batch_size, max_tokens=10**12):
             body(**left_padded([token_ids[i] for i in indices], tokenizer.pad_token_id, device), use_cache=False)
 
 
-def run_transformer_lens(model_folder: str | None, tokenizer, texts, device) -> tuple[float | None, str]:
+def run_transformer_lens(model_folder: str | None, token_ids, device) -> tuple[float | None, str]:
     """(d): TransformerLens's run_with_cache on each prompt, keeping only the block outputs."""
     try:
         from transformer_lens.model_bridge import TransformerBridge
@@ -187,8 +186,8 @@ def run_transformer_lens(model_folder: str | None, tokenizer, texts, device) -> 
         keep = [name for name in keep if name.count(".") == 2]  # blocks.{i}.hook_out, the block outputs
 
         def loop():
-            for text in texts:
-                tokens = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+            for ids in token_ids:
+                tokens = torch.tensor([ids], device=device)
                 _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in keep)
                 [cache[name][0, -1].float().cpu().numpy() for name in keep]
 
@@ -245,9 +244,8 @@ def main() -> None:
     else:
         model, tokenizer, spec = load_from_config(args.config, device, report)
         model_folder = str(model.name_or_path)
-    texts = [
-        format_prompt(tokenizer, t, "chat", spec.get("system_prompt"), spec["id"]) for t in prompt_texts(args.prompts)
-    ]
+    prompt_format = PromptFormat(tokenizer, "chat", spec.get("system_prompt"), spec["id"])
+    texts = [prompt_format.encode(text) for text in prompt_texts(args.prompts)]
     # The batch-1 loops run on every k-th prompt, so their length mix matches the full set.
     sparse = texts[:: max(1, len(texts) // args.naive_prompts)][: args.naive_prompts]
     model_rss = rss_mb("VmRSS")
@@ -268,8 +266,8 @@ def main() -> None:
         peak_rss = max(peak_rss, rss_mb("VmHWM"))
         bare_s.append(timed(lambda: run_bare(model, tokenizer, texts, args.batch_size, device), device))
     shutil.rmtree(folder)
-    naive_s = timed(lambda: run_naive(model, tokenizer, sparse, device), device)
-    lens_s, lens_note = run_transformer_lens(model_folder, tokenizer, sparse, device)
+    naive_s = timed(lambda: run_naive(model, sparse, device), device)
+    lens_s, lens_note = run_transformer_lens(model_folder, sparse, device)
 
     rates = {
         "(a) extractor": len(texts) / min(extractor_s),

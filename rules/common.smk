@@ -4,9 +4,6 @@ import re
 import sys
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-from snakemake.logging import logger
-
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from refusal_directions.config_check import ConfigError, validate_config  # noqa: E402
@@ -20,10 +17,17 @@ from refusal_directions.workflow_helpers import (  # noqa: E402
     stable_hash,
 )
 
+
+def stop(message):
+    """End the run before any job, with one line (a WorkflowError would add a traceback-like location)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 except ConfigError as error:
-    raise WorkflowError(f"invalid config: {error}") from None
+    stop(f"invalid config: {error}")
 
 # Every config value that reaches a rule's params goes through canonical(): the same values are the same
 # params whatever the key order in the YAML.
@@ -66,12 +70,6 @@ MODEL_JOB_THREADS = 8
 
 def activation_folder(model):
     return f"results/{model}/activations"
-
-
-def stop(message):
-    """End the run before any job, with one line (a WorkflowError would add a traceback-like location)."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def check_finished_extractions():
@@ -122,12 +120,10 @@ def conversion_spec(wildcards):
 
 
 def gguf_source(wildcards):
-    """The GGUF file of a model, inside its package folder or its local folder."""
+    """The GGUF file of a model, inside its package folder or its local folder (both checked with the
+    config)."""
     spec = CONVERSIONS[wildcards.conversion]
-    try:
-        folder = package_dir(spec["package"]) if spec["package"] else Path(spec["id"])
-    except FileNotFoundError as error:
-        raise WorkflowError(f"model '{spec['slug']}': {error}") from None
+    folder = package_dir(spec["package"]) if spec["package"] else Path(spec["id"])
     return str(folder / spec["gguf_file"])
 
 

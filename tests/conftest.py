@@ -35,7 +35,12 @@ def build_tiny_model(
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(HARMFUL + HARMLESS + QUESTIONS + ["user assistant system"], trainer)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<|im_start|>", eos_token="<|im_end|>"
@@ -92,6 +97,14 @@ def copy_run(source: Path, target: Path) -> Path:
 
     shutil.copytree(source, target, symlinks=True, copy_function=copy)
     return target
+
+
+def encode_prompts(tokenizer, texts: list[str], system_prompt: str | None = None) -> list[list[int]]:
+    """Token ids of each text as one chat turn, as the model jobs encode them."""
+    from refusal_directions.chat_format import PromptFormat
+
+    prompt_format = PromptFormat(tokenizer, "chat", system_prompt, "tiny")
+    return [prompt_format.encode(text) for text in texts]
 
 
 def scipy_layer_reference(harmful, harmless) -> dict:

@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from refusal_directions.activations import ActivationWriter, read_layer, write_manifest  # noqa: E402
-from refusal_directions.chat_format import format_prompt  # noqa: E402
+from refusal_directions.batching import BatchRunner  # noqa: E402
 from refusal_directions.extraction import Extractor  # noqa: E402
 from refusal_directions.modeling import load_tokenizer  # noqa: E402
 
-from conftest import HARMFUL, HARMLESS  # noqa: E402
+from conftest import HARMFUL, HARMLESS, encode_prompts  # noqa: E402
 
 N_LAYERS, HIDDEN = 32, 4096
 
@@ -66,9 +66,9 @@ def main() -> None:
     model_dir, out_dir, keep = sys.argv[1], Path(sys.argv[2]), "--keep" in sys.argv
     tokenizer = load_tokenizer(model_dir, None, {"id": "tiny", "trust_remote_code": False})
     model = WideStub(len(tokenizer)).eval()
-    texts = [format_prompt(tokenizer, text, "chat", None, "tiny") for text in (HARMFUL + HARMLESS) * 10]
+    texts = encode_prompts(tokenizer, (HARMFUL + HARMLESS) * 10)
     writer = ActivationWriter(out_dir, N_LAYERS, HIDDEN, {"all": len(texts)}, {}, {})
-    extractor = Extractor(model, tokenizer, torch.device("cpu"), 16)
+    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(16))
     extractor.run(texts[:16], lambda rows, per_layer: None)  # warm-up: allocator pools, lazy imports
     kept = []
 
@@ -83,7 +83,7 @@ def main() -> None:
     growth = peak_rss_bytes() - before
     write_manifest(out_dir, {"layer_sha256": writer.commit()})
     stored, _ = read_layer(out_dir / f"layer_{N_LAYERS - 1}.h5")
-    first = tokenizer(texts[0], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    first = torch.tensor([texts[0]])
     with torch.inference_mode():
         expected = model.model.embed(first)[0, -1].numpy() + N_LAYERS
     in_order = bool(np.allclose(stored["all"][0], expected))

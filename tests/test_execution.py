@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.chat_format import format_prompt
+from refusal_directions.batching import BatchRunner
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.extraction import Extractor
 from refusal_directions.modeling import load_model, load_tokenizer, resolve_device, resolve_dtype
 
-from conftest import HARMFUL, HARMLESS, REPO, build_tiny_model, planned_jobs, run_workflow, tiny_config
+from conftest import HARMFUL, HARMLESS, REPO, build_tiny_model, encode_prompts, planned_jobs, run_workflow, tiny_config
 
 SPEC = {"id": "tiny", "trust_remote_code": False}
 
@@ -45,7 +45,12 @@ class Resources:
 
 @pytest.mark.parametrize(
     "settings",
-    [ExecutionSettings("auto", "auto", None, 8), ExecutionSettings(4, "cuda:1", "auto", 2)],
+    [
+        ExecutionSettings(threads=8),
+        ExecutionSettings(
+            batch_size=4, max_batch_tokens=512, device="cuda:1", device_map="auto", max_prompt_tokens=99, threads=2
+        ),
+    ],
     ids=["defaults", "explicit"],
 )
 def test_execution_settings_travel_as_resources_and_back(settings):
@@ -67,7 +72,7 @@ def loaded(tiny_model):
 
 
 def formatted(tokenizer, texts):
-    return [format_prompt(tokenizer, text, "chat", None, "tiny") for text in texts]
+    return encode_prompts(tokenizer, texts)
 
 
 def collector():
@@ -83,7 +88,7 @@ def collector():
 
 def run_extractor(model, tokenizer, batch_size, texts):
     sink, stacked = collector()
-    extractor = Extractor(model, tokenizer, torch.device("cpu"), batch_size)
+    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(batch_size))
     extractor.run(formatted(tokenizer, texts), sink)
     return extractor, stacked()
 
@@ -104,19 +109,19 @@ def test_batch_size_backs_off_on_out_of_memory(loaded, caplog):
     model, tokenizer = loaded
     texts = HARMFUL[:10] + HARMLESS[:9]
     _, reference = run_extractor(model, tokenizer, 1, texts)
-    extractor = Extractor(model, tokenizer, torch.device("cpu"), 32)
+    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(32))
     extractor.body = OutOfMemoryAbove(extractor.body, limit=5)
     sink, stacked = collector()
     with caplog.at_level(logging.WARNING):
         extractor.run(formatted(tokenizer, texts), sink)
-    assert extractor.batch_size <= 5
+    assert extractor.runner.max_prompts <= 5
     assert "out of memory at batch size 19; going on with 9" in caplog.text
     np.testing.assert_allclose(stacked(), reference, atol=1e-5)
 
 
 def test_out_of_memory_on_a_single_prompt_fails_the_job(loaded):
     model, tokenizer = loaded
-    extractor = Extractor(model, tokenizer, torch.device("cpu"), 8)
+    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(8))
     extractor.body = OutOfMemoryAbove(extractor.body, limit=0)
     with pytest.raises(torch.OutOfMemoryError):
         extractor.run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
@@ -124,7 +129,7 @@ def test_out_of_memory_on_a_single_prompt_fails_the_job(loaded):
 
 def test_other_errors_are_not_retried(loaded):
     model, tokenizer = loaded
-    extractor = Extractor(model, tokenizer, torch.device("cpu"), 8)
+    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(8))
     calls = []
 
     def failing(**batch):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.batching import left_padded, length_sorted_batches
-from refusal_directions.chat_format import format_prompt
+from refusal_directions.batching import BatchRunner, budget_batches, left_padded
+from refusal_directions.chat_format import PromptFormat
 from refusal_directions.errors import UserError
 from refusal_directions.extraction import Extractor
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 
-from conftest import HARMFUL, HARMLESS, build_tiny_model
+from conftest import HARMFUL, HARMLESS, build_tiny_model, encode_prompts
 
 SPEC = {"id": "tiny", "trust_remote_code": False}
 
@@ -26,9 +26,7 @@ def loaded(tiny_model):
 
 def prompts_for(tokenizer, texts):
     # Different lengths on purpose, so batches need padding.
-    return [
-        format_prompt(tokenizer, text + " please" * (row % 4), "chat", None, "tiny") for row, text in enumerate(texts)
-    ]
+    return [text + " please" * (row % 4) for row, text in enumerate(texts)]
 
 
 def collect(model, tokenizer, prompts, batch_size):
@@ -39,14 +37,19 @@ def collect(model, tokenizer, prompts, batch_size):
         for layer, values in enumerate(per_layer):
             out[layer, rows] = values
 
-    Extractor(model, tokenizer, torch.device("cpu"), batch_size).run(prompts, sink)
+    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(batch_size))
+    extractor.run(encode_prompts(tokenizer, prompts), sink)
     return out
 
 
 def reference_states(model, tokenizer, text):
-    """Independent reference for one prompt: output_hidden_states, plus a hook for the last block
-    (whose output_hidden_states entry is after the final norm)."""
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+    """Independent reference for one prompt: the whole chat-formatted string tokenized at once,
+    output_hidden_states, plus a hook for the last block (whose output_hidden_states entry is after the
+    final norm)."""
+    formatted = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
+    ids = tokenizer(formatted, add_special_tokens=False, return_tensors="pt")
     captured = {}
     last = decoder_layers(model)[-1]
     handle = last.register_forward_hook(lambda m, i, o: captured.update(last=(o[0] if isinstance(o, tuple) else o)))
@@ -75,7 +78,7 @@ def test_batched_equals_batch_one_and_keeps_prompt_order(loaded):
 
 
 def test_length_sorted_batches_cover_every_prompt_once():
-    batches = length_sorted_batches([5, 1, 9, 3, 9, 2, 7], 3)
+    batches = budget_batches([5, 1, 9, 3, 9, 2, 7], 3, max_tokens=10**9)
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(7))
     assert [len(b) for b in batches] == [3, 3, 1]
@@ -103,13 +106,13 @@ def test_model_without_chat_template_needs_raw_format(tmp_path):
     folder = build_tiny_model(tmp_path / "plain", n_layers=1, chat_template=False)
     tokenizer = load_tokenizer(str(folder), None, SPEC)
     with pytest.raises(UserError, match="no chat template; set prompt_format: raw"):
-        format_prompt(tokenizer, "hi", "chat", None, "plain")
-    assert format_prompt(tokenizer, "hi", "raw", None, "plain") == "hi"
+        PromptFormat(tokenizer, "chat", None, "plain")
+    assert PromptFormat(tokenizer, "raw", None, "plain").format("hi") == "hi"
 
 
 def test_system_prompt_becomes_a_system_turn(loaded):
     _, tokenizer = loaded
-    text = format_prompt(tokenizer, "hi", "chat", "Be brief.", "tiny")
+    text = PromptFormat(tokenizer, "chat", "Be brief.", "tiny").format("hi")
     assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi")
     assert text.endswith("<|im_start|>assistant\n")
 

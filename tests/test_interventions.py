@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from refusal_directions.batching import BatchRunner
-from refusal_directions.chat_format import format_prompt
 from refusal_directions.generation import generate
 from refusal_directions.interventions import (
     ablate_at_layer,
@@ -18,7 +17,7 @@ from refusal_directions.interventions import (
 )
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 
-from conftest import HARMFUL, HARMLESS
+from conftest import HARMFUL, HARMLESS, encode_prompts
 
 SPEC = {"id": "tiny", "trust_remote_code": False}
 
@@ -36,10 +35,10 @@ def direction():
     return vector / np.linalg.norm(vector)
 
 
-def block_outputs(model, tokenizer, texts):
+def block_outputs(model, token_ids):
     """Every block's output for every position of each prompt (padding-free: one prompt at a time)."""
     outputs = []
-    for text in texts:
+    for ids in token_ids:
         captured = []
         handles = [
             block.register_forward_hook(
@@ -47,9 +46,8 @@ def block_outputs(model, tokenizer, texts):
             )
             for block in decoder_layers(model)
         ]
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
         with torch.inference_mode():
-            model(**ids)
+            model(input_ids=torch.tensor([ids]))
         for handle in handles:
             handle.remove()
         outputs.append([state[0].double().numpy() for state in captured])
@@ -57,13 +55,13 @@ def block_outputs(model, tokenizer, texts):
 
 
 def prompts(tokenizer, texts):
-    return [format_prompt(tokenizer, text, "chat", None, "tiny") for text in texts]
+    return encode_prompts(tokenizer, texts)
 
 
 def test_ablation_everywhere_zeroes_the_projection_at_every_layer(loaded, direction):
     model, tokenizer = loaded
     with ablate_everywhere(model, direction):
-        states = block_outputs(model, tokenizer, prompts(tokenizer, HARMFUL[:3]))
+        states = block_outputs(model, prompts(tokenizer, HARMFUL[:3]))
     for per_prompt in states:
         for layer_state in per_prompt:
             projection = layer_state @ direction
@@ -73,7 +71,7 @@ def test_ablation_everywhere_zeroes_the_projection_at_every_layer(loaded, direct
 def test_ablation_at_one_layer_zeroes_it_there_only(loaded, direction):
     model, tokenizer = loaded
     with ablate_at_layer(model, direction, 1):
-        states = block_outputs(model, tokenizer, prompts(tokenizer, HARMFUL[:2]))
+        states = block_outputs(model, prompts(tokenizer, HARMFUL[:2]))
     for per_prompt in states:
         assert np.abs(per_prompt[1] @ direction).max() < 1e-5 * np.abs(per_prompt[1]).max()
         assert np.abs(per_prompt[2] @ direction).max() > 1e-3  # the next block writes it back
@@ -83,9 +81,9 @@ def test_addition_shifts_the_projection_by_the_set_amount(loaded, direction):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMLESS[:3])
     vector = 2.5 * direction
-    before = block_outputs(model, tokenizer, texts)
+    before = block_outputs(model, texts)
     with add_at_layer(model, vector, 0):
-        after = block_outputs(model, tokenizer, texts)
+        after = block_outputs(model, texts)
     for base, changed in zip(before, after, strict=True):
         np.testing.assert_allclose(changed[0] - base[0], np.broadcast_to(vector, base[0].shape), atol=1e-5)
         np.testing.assert_allclose((changed[0] - base[0]) @ direction, 2.5, atol=1e-5)
@@ -98,19 +96,21 @@ def test_random_control_has_the_same_norm_and_differs(loaded, direction):
     assert abs(control @ direction) / 3.0 < 0.6
     assert not np.allclose(random_like(direction, 1), random_like(direction, 2))
     with ablate_everywhere(model, control):
-        states = block_outputs(model, tokenizer, prompts(tokenizer, HARMFUL[:1]))
+        states = block_outputs(model, prompts(tokenizer, HARMFUL[:1]))
     assert np.abs(states[0][-1] @ direction).max() > 1e-3  # ablating another direction leaves this one
 
 
 def test_kl_is_zero_without_change_and_positive_with_it(loaded, direction):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMLESS[:4])
-    base = next_token_log_probs(model, tokenizer, texts, BatchRunner(4), "cpu")
+    base = next_token_log_probs(model, tokenizer.pad_token_id, texts, BatchRunner(4), "cpu")
     np.testing.assert_allclose(
-        kl_divergence(base, next_token_log_probs(model, tokenizer, texts, BatchRunner(2), "cpu")), 0, atol=1e-6
+        kl_divergence(base, next_token_log_probs(model, tokenizer.pad_token_id, texts, BatchRunner(2), "cpu")),
+        0,
+        atol=1e-6,
     )
     with add_at_layer(model, 5.0 * direction, 1):
-        changed = next_token_log_probs(model, tokenizer, texts, BatchRunner(4), "cpu")
+        changed = next_token_log_probs(model, tokenizer.pad_token_id, texts, BatchRunner(4), "cpu")
     assert (kl_divergence(base, changed) > 1e-4).all()
 
 

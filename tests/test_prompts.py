@@ -94,3 +94,34 @@ def test_jsonl_roundtrip_and_hash(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", records)
     assert read_jsonl(tmp_path / "a.jsonl") == records
     assert text_hash(["ab", "c"]) != text_hash(["a", "bc"])
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv"])
+def test_a_file_that_is_not_utf8_names_its_line_and_the_fix(tmp_path, suffix):
+    path = tmp_path / f"p{suffix}"
+    lines = (["text"] if suffix == ".csv" else []) + ["Describe a rainbow", "Name a planet", "Cook a crêpe"]
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    line = len(lines)
+    with pytest.raises(
+        UserError, match=rf"p\{suffix} is not valid utf-8: byte 0xea at line {line} .*save the file as UTF-8"
+    ):
+        load_dataset_records("set", spec(path))
+    records, _ = load_dataset_records("set", {**spec(path), "encoding": "latin-1"})
+    assert records[-1]["text"] == "Cook a crêpe"
+
+
+def test_malformed_json_lines_name_the_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b"}\n\n{"text": "c"\n')
+    with pytest.raises(UserError, match=r"p\.jsonl: line 4 is not valid JSON"):
+        load_dataset_records("set", spec(path))
+    path.write_text('["not", "an object"]\n')
+    with pytest.raises(UserError, match="row 1 is a list, not an object"):
+        load_dataset_records("set", spec(path))
+
+
+def test_malformed_json_names_line_and_column(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('[\n  {"text": "a"},\n  {"text": }\n]')
+    with pytest.raises(UserError, match=r"p\.json: not valid JSON \(Expecting value, line 3, column 12\)"):
+        load_dataset_records("set", spec(path))

@@ -1,4 +1,5 @@
-"""Prompts in batches: grouped by length, left-padded, and split in half when a batch runs out of memory."""
+"""Prompts in batches: grouped by length, bounded by a prompt count and a token budget, left-padded, and
+split in half when a batch runs out of memory."""
 
 from __future__ import annotations
 
@@ -8,13 +9,35 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .execution import ExecutionSettings
+
 log = logging.getLogger(__name__)
 
+# max_batch_tokens "auto" off CUDA: a batch of this many (padded) tokens needs well under 1 GB of
+# activations for models up to a few billion parameters.
+CPU_TOKEN_BUDGET = 16384
+# Share of the free GPU memory a batch's activations may take (the rest: the caches of attention and
+# generation, fragmentation).
+GPU_MEMORY_SHARE = 0.5
 
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length, longest first (an out-of-memory error shows early)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+def _cut(order: np.ndarray, lengths: np.ndarray, max_prompts: int, max_tokens: int) -> list[np.ndarray]:
+    batches, start = [], 0
+    while start < len(order):
+        longest = int(lengths[order[start]])  # ``order`` is longest first: the first prompt sets the width
+        size = max(1, min(max_prompts, max_tokens // max(longest, 1)))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def budget_batches(lengths, max_prompts: int, max_tokens: int) -> list[np.ndarray]:
+    """Indices in batches of similar length, longest first (an out-of-memory error shows early). A batch
+    holds at most ``max_prompts`` prompts and at most ``max_tokens`` tokens once padded to its longest
+    prompt, so long prompts get small batches and short ones large batches; a prompt longer than
+    ``max_tokens`` gets a batch of its own."""
+    lengths = np.asarray(lengths)
+    return _cut(np.argsort(-lengths, kind="stable"), lengths, max_prompts, max_tokens)
 
 
 def left_padded(token_ids: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
@@ -39,16 +62,39 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in message or "can't allocate memory" in message
 
 
-class BatchRunner:
-    """Runs ``process(indices)`` over length-sorted batches of prompts. A batch that runs out of memory is
-    split in two and the smaller size is kept for the rest of the job, so one job never fails on memory
-    while a single prompt fits (Snakemake does not retry model jobs: a retry would repeat user errors too)."""
+def token_budget(setting: int | str, model, device: torch.device) -> int:
+    """``max_batch_tokens``: as configured, or on CUDA sized from the free memory and the activations one
+    token holds in a forward pass (the hidden state and its copies, the MLP's intermediate activations)."""
+    if setting != "auto":
+        return int(setting)
+    if device.type != "cuda":
+        return CPU_TOKEN_BUDGET
+    config = model.config.get_text_config()
+    intermediate = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+    bytes_per_token = model.dtype.itemsize * (8 * config.hidden_size + 3 * intermediate)
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(256, int(GPU_MEMORY_SHARE * free / bytes_per_token))
 
-    def __init__(self, batch_size: int):
-        self.batch_size = batch_size
+
+class BatchRunner:
+    """Runs ``process(indices)`` over batches of prompts (``budget_batches``). A batch that runs out of
+    memory is split in two and the smaller limits are kept for the rest of the job, so a job never fails
+    on memory while one prompt fits (Snakemake does not retry model jobs: a retry would repeat any other
+    error too)."""
+
+    def __init__(self, max_prompts: int, max_tokens: int = np.iinfo(np.int64).max):
+        self.max_prompts = max_prompts
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def for_job(cls, execution: ExecutionSettings, model, device) -> BatchRunner:
+        runner = cls(execution.max_batch_size, token_budget(execution.max_batch_tokens, model, device))
+        log.info("batches of at most %d prompts and %d tokens", runner.max_prompts, runner.max_tokens)
+        return runner
 
     def run(self, lengths: list[int], process: Callable[[np.ndarray], None], progress=None) -> None:
-        pending = length_sorted_batches(lengths, self.batch_size)
+        lengths = np.asarray(lengths)
+        pending = budget_batches(lengths, self.max_prompts, self.max_tokens)
         while pending:
             indices = pending.pop(0)
             try:
@@ -58,10 +104,10 @@ class BatchRunner:
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                self.batch_size = len(indices) // 2
-                log.warning("out of memory at batch size %d; going on with %d", len(indices), self.batch_size)
-                rest = np.concatenate([indices, *pending])
-                pending = [rest[start : start + self.batch_size] for start in range(0, len(rest), self.batch_size)]
+                self.max_prompts = len(indices) // 2
+                self.max_tokens = min(self.max_tokens, self.max_prompts * int(lengths[indices].max()))
+                log.warning("out of memory at batch size %d; going on with %d", len(indices), self.max_prompts)
+                pending = _cut(np.concatenate([indices, *pending]), lengths, self.max_prompts, self.max_tokens)
                 continue
             if progress is not None:
                 progress.update(len(indices))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import copy
 import difflib
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from .hub import HUB_SCHEME
+from .workflow_helpers import package_dir
 
 
 class ConfigError(ValueError):
@@ -35,6 +39,19 @@ def _fill_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _whole_numbers_as_int(value):
+    """``value`` with every float that has no fractional part (YAML reads ``24.0`` and ``2.4e1`` as floats)
+    turned into an int: JSON Schema already accepts 24.0 as an integer, and later steps must not meet a
+    float where they count or seed. It also makes 1 and 1.0 the same params."""
+    if isinstance(value, dict):
+        return {key: _whole_numbers_as_int(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_int(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     where = _key_path(error.absolute_path)
     if error.validator == "additionalProperties":
@@ -48,11 +65,15 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"unknown config key {', '.join(hints)}{inside}; allowed: {', '.join(allowed)}"
     if error.validator == "required":
         return f"config key '{where}' is missing {error.message.split(' is a required')[0]}"
-    if error.validator == "pattern" and error.validator_value and "slug" in where:
+    if error.validator == "pattern" and where.endswith("slug"):
         return (
             f"config key '{where}': {error.instance!r} is not a valid slug "
             "(letters, digits, '.', '_', '-'; no path separators)"
         )
+    if error.validator == "pattern" and where.endswith("package"):
+        return f"config key '{where}': {error.instance!r} is not a package name (a dotted Python name, not a path)"
+    if error.validator == "pattern" and where.endswith("gguf_file"):
+        return f"config key '{where}': {error.instance!r} is not a .gguf file name inside the model folder"
     return f"config key '{where}': {error.message}"
 
 
@@ -78,10 +99,47 @@ def _check_cross_references(config: dict) -> None:
     duplicates = sorted({slug for slug in slugs if slugs.count(slug) > 1})
     if duplicates:
         raise ConfigError(f"config key 'models': slug {duplicates[0]!r} is used by more than one model")
+    for index, model in enumerate(config["models"]):
+        _check_model_files(model, f"models[{index}]")
+    for name, dataset in config["datasets"].items():
+        source = dataset["source"]
+        if not source.startswith(HUB_SCHEME) and not Path(source).is_file():
+            raise ConfigError(f"config key 'datasets.{name}.source': dataset file {source} does not exist")
+        try:
+            codecs.lookup(dataset["encoding"])
+        except LookupError:
+            raise ConfigError(
+                f"config key 'datasets.{name}.encoding': unknown encoding {dataset['encoding']!r}"
+            ) from None
+
+
+def _check_model_files(model: dict, where: str) -> None:
+    """A model's package or local folder and its GGUF file exist (a Hub model is checked when it loads)."""
+    if model.get("package"):
+        try:
+            folder = package_dir(model["package"])
+        except FileNotFoundError as error:
+            raise ConfigError(f"config key '{where}.package': {error}") from None
+    elif looks_like_a_path(model["id"]):
+        folder = Path(model["id"])
+        if not folder.is_dir():
+            problem = "is not a folder" if folder.exists() else "does not exist"
+            raise ConfigError(f"config key '{where}.id': local model folder {folder} {problem}")
+    else:
+        return
+    if model.get("gguf_file") and not (folder / model["gguf_file"]).is_file():
+        raise ConfigError(f"config key '{where}.gguf_file': {model['gguf_file']} is not in {folder}")
+
+
+def looks_like_a_path(model_id: str) -> bool:
+    """A model id that can only be a local folder: absolute or explicitly relative, or with more parts than
+    a Hub id ('namespace/name'). A relative 'a/b' that does not exist is taken for a Hub id."""
+    return model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1 or Path(model_id).exists()
 
 
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Fill defaults into ``config`` in place and raise ConfigError naming the first bad key."""
+    config.update(_whole_numbers_as_int(config))
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))

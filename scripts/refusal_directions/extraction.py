@@ -11,11 +11,11 @@ import torch
 
 from .activations import ActivationWriter, write_manifest
 from .batching import BatchRunner, left_padded
-from .chat_format import formatted_prompt_sets
+from .chat_format import PromptFormat, formatted_prompt_sets
 from .errors import UserError
 from .execution import ExecutionSettings
 from .jsonio import write_jsonl
-from .modeling import decoder_layers, load_for_job
+from .modeling import context_length, decoder_layers, load_job_model, load_tokenizer, model_location, weights_revision
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -45,26 +45,22 @@ class LastTokenRecorder:
 
 
 class Extractor:
-    """Runs a model over formatted prompts and hands each batch's per-layer last-token rows to ``sink``.
+    """Runs a model over tokenized prompts and hands each batch's per-layer last-token rows to ``sink``.
 
     ``sink(indices, per_layer)`` receives the batch's positions in the prompt list and one float32 array
-    [batch, d_model] per layer. Batches halve on out-of-memory (batching.BatchRunner).
+    [batch, d_model] per layer. Batches are bounded by ``runner`` (batching.BatchRunner).
     """
 
-    def __init__(self, model, tokenizer, device, batch_size: int):
+    def __init__(self, model, pad_id: int, device, runner: BatchRunner):
         self.model = model
-        self.tokenizer = tokenizer
+        self.pad_id = pad_id
         self.device = device
-        self.runner = BatchRunner(batch_size)
+        self.runner = runner
         # The LM head is never needed: run the base model only.
         self.body = getattr(model, model.base_model_prefix, model)
 
-    @property
-    def batch_size(self) -> int:
-        return self.runner.batch_size
-
     def _forward(self, token_ids: list[list[int]], recorder: LastTokenRecorder) -> list[np.ndarray]:
-        batch = left_padded(token_ids, self.tokenizer.pad_token_id, self.device)
+        batch = left_padded(token_ids, self.pad_id, self.device)
         with torch.inference_mode():
             self.body(**batch, use_cache=False)
         rows = [captured.cpu().numpy() for captured in recorder.captured]
@@ -72,8 +68,7 @@ class Extractor:
             raise UserError("the model produced NaN or inf activations; try dtype: float32 in the model's config entry")
         return rows
 
-    def run(self, texts: list[str], sink, progress: Progress | None = None) -> None:
-        token_ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    def run(self, token_ids: list[list[int]], sink, progress: Progress | None = None) -> None:
         recorder = LastTokenRecorder(self.model)
 
         def process(indices):
@@ -94,6 +89,20 @@ def text_hash(texts: list[str]) -> str:
     return digest.hexdigest()
 
 
+def check_prompt_lengths(token_ids: dict[str, list[int]], limit: int | None, where: str) -> None:
+    """Stop before the model runs if any prompt (id -> token ids) is longer than ``limit`` tokens."""
+    if limit is None:
+        return
+    too_long = sorted((prompt_id for prompt_id, ids in token_ids.items() if len(ids) > limit), key=str)
+    if too_long:
+        longest = max(len(token_ids[prompt_id]) for prompt_id in too_long)
+        shown = ", ".join(too_long[:5]) + (f" and {len(too_long) - 5} more" if len(too_long) > 5 else "")
+        raise UserError(
+            f"{len(too_long)} prompt(s) longer than {limit} tokens ({where}; the longest has {longest}): {shown}; "
+            "shorten or drop them, or raise max_prompt_tokens"
+        )
+
+
 def extract_activations(
     spec: dict,
     prompt_files: dict[str, str],
@@ -103,18 +112,35 @@ def extract_activations(
     execution: ExecutionSettings,
 ) -> None:
     """Format the sampled prompts with the model's chat template and record every layer's last-token state:
-    one HDF5 file per layer, the formatted prompts, and a manifest with each layer file's sha256."""
-    model, tokenizer, input_device, revision = load_for_job(spec, converted_dir, execution)
-    n_layers = len(decoder_layers(model))
-    d_model = model.config.get_text_config().hidden_size
-
-    sets = formatted_prompt_sets(tokenizer, spec, prompt_files)
+    one HDF5 file per layer, the formatted prompts, and a manifest with each layer file's sha256. Prompt
+    lengths are checked before the model is loaded."""
+    location, gguf_file = model_location(spec, converted_dir)
+    tokenizer = load_tokenizer(location, gguf_file, spec)
+    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
+    sets = formatted_prompt_sets(prompt_format, prompt_files)
+    # A prompt in several sets (e.g. the harmless set and the control's imperatives) runs once.
+    destinations: dict[str, list[tuple[str, int]]] = {}
+    encoded: dict[str, list[int]] = {}
+    for name, records in sets.items():
+        for row, record in enumerate(records):
+            destinations.setdefault(record["formatted"], []).append((name, row))
+            encoded.setdefault(record["formatted"], prompt_format.encode(record["text"]))
+    texts = list(destinations)
+    limit, where = execution.max_prompt_tokens, "max_prompt_tokens"
+    if limit is None:
+        limit, where = context_length(location, gguf_file, spec), "the model's context length"
+    by_id = {record["id"]: encoded[record["formatted"]] for records in sets.values() for record in records}
+    check_prompt_lengths(by_id, limit, where)
     for name, records in sets.items():
         write_jsonl(formatted_outputs[name], records)
+
+    model, input_device = load_job_model(spec, location, gguf_file, execution)
+    n_layers = len(decoder_layers(model))
+    d_model = model.config.get_text_config().hidden_size
     hashes = {name: text_hash([r["formatted"] for r in records]) for name, records in sets.items()}
     attrs = {
         "model_id": spec["id"],
-        "weights_revision": revision,
+        "weights_revision": weights_revision(model, location, gguf_file),
         "dtype": str(model.dtype).removeprefix("torch."),
         "prompt_set_hash": text_hash([hashes[name] for name in sorted(hashes)]),
     }
@@ -122,12 +148,6 @@ def extract_activations(
     writer = ActivationWriter(
         activations_dir, n_layers, d_model, {name: len(records) for name, records in sets.items()}, attrs, set_attrs
     )
-    # A prompt in several sets (e.g. the harmless set and the control's imperatives) runs once.
-    destinations: dict[str, list[tuple[str, int]]] = {}
-    for name, records in sets.items():
-        for row, record in enumerate(records):
-            destinations.setdefault(record["formatted"], []).append((name, row))
-    texts = list(destinations)
 
     def write_batch(indices, per_layer):
         by_set: dict[str, tuple[list[int], list[int]]] = {}
@@ -139,9 +159,10 @@ def extract_activations(
         for name, (rows, positions) in by_set.items():
             writer.write(name, np.array(rows), [values[positions] for values in per_layer])
 
-    extractor = Extractor(model, tokenizer, input_device, execution.max_batch_size)
+    runner = BatchRunner.for_job(execution, model, input_device)
+    extractor = Extractor(model, tokenizer.pad_token_id, input_device, runner)
     try:
-        extractor.run(texts, write_batch, Progress("extraction", len(texts)))
+        extractor.run([encoded[text] for text in texts], write_batch, Progress("extraction", len(texts)))
     finally:
         writer.close()
     layer_sha256 = writer.commit()
@@ -159,6 +180,6 @@ def extract_activations(
         },
     )
     log.info(
-        "wrote %d layers x %d distinct prompts to %s (final batch size %d)",
-        n_layers, len(texts), activations_dir, extractor.batch_size,
+        "wrote %d layers x %d distinct prompts to %s (final batch limits: %d prompts, %d tokens)",
+        n_layers, len(texts), activations_dir, runner.max_prompts, runner.max_tokens,
     )  # fmt: skip

@@ -6,7 +6,8 @@ import logging
 
 import torch
 
-from .batching import BatchRunner
+from .batching import BatchRunner, left_padded
+from .chat_format import PromptFormat
 from .execution import ExecutionSettings
 from .jsonio import write_jsonl
 from .modeling import load_for_job
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 def generate(
     model,
     tokenizer,
-    texts: list[str],
+    token_ids: list[list[int]],
     max_new_tokens: int,
     runner: BatchRunner,
     device,
@@ -28,15 +29,15 @@ def generate(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> list[str]:
-    """The model's response to each formatted prompt (greedy unless ``do_sample``), decoded without special
+    """The model's response to each tokenized prompt (greedy unless ``do_sample``), decoded without special
     tokens. Prompts are batched by length and left-padded; ``generate`` derives positions from the mask."""
-    token_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    responses: list[str | None] = [None] * len(texts)
+    responses: list[str | None] = [None] * len(token_ids)
     if do_sample:
         torch.manual_seed(seed)
 
     def process(indices):
-        batch = tokenizer.pad({"input_ids": [token_ids[i] for i in indices]}, return_tensors="pt").to(device)
+        padded = left_padded([token_ids[i] for i in indices], tokenizer.pad_token_id, device)
+        batch = {"input_ids": padded["input_ids"], "attention_mask": padded["attention_mask"]}
         with torch.inference_mode():
             output = model.generate(
                 **batch,
@@ -51,7 +52,8 @@ def generate(
         for index, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
             responses[int(index)] = text.strip()
 
-    runner.run([len(ids) for ids in token_ids], process, progress)
+    # A batch's token budget covers the tokens it will generate as well.
+    runner.run([len(ids) + max_new_tokens for ids in token_ids], process, progress)
     return responses
 
 
@@ -61,14 +63,15 @@ def generate_responses(
 ) -> None:  # fmt: skip
     """Experiment 1: the model's response to every prompt of the behaviour subset."""
     model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
+    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
     subsets = prompt_subsets(prompt_files, settings["n_prompts"], settings["seed"])
     records = [record | {"set": name} for name, subset in subsets.items() for record in subset]
     responses = generate(
         model,
         tokenizer,
-        [record["formatted"] for record in records],
+        [prompt_format.encode(record["text"]) for record in records],
         settings["max_new_tokens"],
-        BatchRunner(execution.max_batch_size),
+        BatchRunner.for_job(execution, model, input_device),
         input_device,
         settings["do_sample"],
         settings["temperature"],

@@ -12,6 +12,7 @@ import pandas as pd
 from safetensors.numpy import load_file
 
 from .batching import BatchRunner
+from .chat_format import PromptFormat
 from .errors import UserError
 from .execution import ExecutionSettings
 from .generation import generate
@@ -51,7 +52,8 @@ def run_intervention_sweep(
     """generations.jsonl (every response per layer and condition) and kl.csv (next-token KL on harmless
     prompts per layer and condition)."""
     model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
-    runner = BatchRunner(execution.max_batch_size)
+    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
+    runner = BatchRunner.for_job(execution, model, input_device)
     tensors = load_file(directions)
     units, differences = tensors["unit_directions"].astype(np.float64), tensors["mean_differences"].astype(np.float64)
     n_layers = len(decoder_layers(model))
@@ -61,13 +63,13 @@ def run_intervention_sweep(
             f"interventions.layers has layer {max(layers)} but the model has {n_layers} layers (0-{n_layers - 1})"
         )
     subsets = prompt_subsets(prompt_files, settings["n_prompts"], settings["seed"])
-    texts = {name: [record["formatted"] for record in records] for name, records in subsets.items()}
+    token_ids = {name: [prompt_format.encode(r["text"]) for r in records] for name, records in subsets.items()}
 
     def respond(name: str, layer, condition: str, context) -> list[dict]:
-        progress = Progress(f"layer {layer} {condition} ({name}): generation", len(texts[name]))
+        progress = Progress(f"layer {layer} {condition} ({name}): generation", len(token_ids[name]))
         with context:
             responses = generate(
-                model, tokenizer, texts[name], settings["max_new_tokens"], runner, input_device, progress=progress
+                model, tokenizer, token_ids[name], settings["max_new_tokens"], runner, input_device, progress=progress
             )
         return [
             {"layer": layer, "condition": condition, "set": name, "id": r["id"], "row": r["row"], "text": r["text"],
@@ -76,9 +78,10 @@ def run_intervention_sweep(
         ]  # fmt: skip
 
     def harmless_log_probs(layer, condition: str, context):
-        progress = Progress(f"layer {layer} {condition} (harmless): next-token distribution", len(texts["harmless"]))
+        harmless = token_ids["harmless"]
+        progress = Progress(f"layer {layer} {condition} (harmless): next-token distribution", len(harmless))
         with context:
-            return next_token_log_probs(model, tokenizer, texts["harmless"], runner, input_device, progress)
+            return next_token_log_probs(model, tokenizer.pad_token_id, harmless, runner, input_device, progress)
 
     generations = respond("harmful", None, "baseline", nullcontext()) + respond(
         "harmless", None, "baseline", nullcontext()

@@ -91,14 +91,13 @@ def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
     return draw / np.linalg.norm(draw) * np.linalg.norm(vector)
 
 
-def next_token_log_probs(model, tokenizer, texts: list[str], runner: BatchRunner, device,
+def next_token_log_probs(model, pad_id: int, token_ids: list[list[int]], runner: BatchRunner, device,
                          progress=None) -> torch.Tensor:  # fmt: skip
-    """log p(next token | prompt) at the end of each prompt, [n_prompts, vocab], float32 on the CPU."""
-    token_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    rows: list[torch.Tensor | None] = [None] * len(texts)
+    """log p(next token | prompt) at the end of each tokenized prompt, [n_prompts, vocab], float32 on the CPU."""
+    rows: list[torch.Tensor | None] = [None] * len(token_ids)
 
     def process(indices):
-        batch = left_padded([token_ids[i] for i in indices], tokenizer.pad_token_id, device)
+        batch = left_padded([token_ids[i] for i in indices], pad_id, device)
         with torch.inference_mode():
             logits = model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1, :]
         for position, index in enumerate(indices):

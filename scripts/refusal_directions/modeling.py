@@ -52,6 +52,10 @@ def _offline_guard(location: str) -> None:
         cache_only_unless_reachable()
 
 
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def load_tokenizer(location: str, gguf_file: str | None, spec: dict):
     from transformers import AutoTokenizer
 
@@ -64,7 +68,7 @@ def load_tokenizer(location: str, gguf_file: str | None, spec: dict):
             trust_remote_code=spec.get("trust_remote_code", False),
         )
     except OSError as error:
-        raise UserError(f"cannot load tokenizer of '{spec['id']}' from {location}: {error}; {OFFLINE_HINT}") from error
+        raise UserError(f"cannot load tokenizer of '{spec['id']}': {_first_line(error)}; {OFFLINE_HINT}") from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -85,7 +89,7 @@ def load_model(location: str, gguf_file: str | None, spec: dict, device: torch.d
             trust_remote_code=spec.get("trust_remote_code", False),
         )
     except OSError as error:
-        raise UserError(f"cannot load model '{spec['id']}' from {location}: {error}; {OFFLINE_HINT}") from error
+        raise UserError(f"cannot load model '{spec['id']}': {_first_line(error)}; {OFFLINE_HINT}") from error
     if device_map is None:
         model.to(device)
     model.eval()
@@ -135,17 +139,42 @@ def decoder_layers(model) -> torch.nn.ModuleList:
     )
 
 
-def load_for_job(spec: dict, converted_dir: str | None, execution: ExecutionSettings):
-    """Model, tokenizer, input device and weights revision for a job: from the converted folder of a GGUF
-    model, else from the Hub or a local folder; device and dtype resolved here (auto: CUDA/bf16, else MPS
-    or CPU/fp32)."""
+def model_location(spec: dict, converted_dir: str | None) -> tuple[str, str | None]:
+    """Where a job loads the model from: the converted folder of a GGUF model, else the Hub or a folder."""
+    return (converted_dir, None) if converted_dir else weights_location(spec)
+
+
+def context_length(location: str, gguf_file: str | None, spec: dict) -> int | None:
+    """The model's context length (max_position_embeddings) from its config, without loading weights."""
+    from transformers import AutoConfig
+
+    _offline_guard(location)
+    config = AutoConfig.from_pretrained(
+        location,
+        gguf_file=gguf_file,
+        revision=None if Path(location).exists() else spec.get("revision"),
+        trust_remote_code=spec.get("trust_remote_code", False),
+    )
+    value = getattr(config.get_text_config(), "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def load_job_model(spec: dict, location: str, gguf_file: str | None, execution: ExecutionSettings):
+    """The model on the job's device in the resolved dtype (auto: CUDA/bf16, else MPS or CPU/fp32), and the
+    device its inputs go to."""
     torch.set_num_threads(execution.threads)
-    location, gguf_file = (converted_dir, None) if converted_dir else weights_location(spec)
     torch_device = resolve_device(execution.device)
     dtype = resolve_dtype(spec["dtype"], torch_device)
     log.info("model %s from %s on %s as %s", spec["id"], location, torch_device, dtype)
-    tokenizer = load_tokenizer(location, gguf_file, spec)
     model = load_model(location, gguf_file, spec, torch_device, dtype, execution.device_map)
     # With device_map the model may span devices; inputs go where the embeddings are.
-    input_device = model.get_input_embeddings().weight.device
+    return model, model.get_input_embeddings().weight.device
+
+
+def load_for_job(spec: dict, converted_dir: str | None, execution: ExecutionSettings):
+    """Model, tokenizer, input device and weights revision for a job that needs no check before the model
+    loads."""
+    location, gguf_file = model_location(spec, converted_dir)
+    tokenizer = load_tokenizer(location, gguf_file, spec)
+    model, input_device = load_job_model(spec, location, gguf_file, execution)
     return model, tokenizer, input_device, weights_revision(model, location, gguf_file)
