@@ -19,6 +19,7 @@ include: "rules/report.smk"
 include: "rules/compare.smk"
 include: "rules/behaviour.smk"
 include: "rules/interventions.smk"
+include: "rules/selection.smk"
 
 
 # Hub downloads need the network, which cluster compute nodes often lack: run them where snakemake runs.

@@ -4,17 +4,23 @@
     python benchmarks/bench_extraction.py --help
 
 On the same prompts and the same loaded model it times
-  (a) the workflow's extractor (hooks, length-sorted left-padded batches, streaming HDF5 writes),
+  (a) the workflow's extractor (hooks, length-sorted left-padded batches, the shared prompt prefix run once
+      from its key/value cache, streaming HDF5 writes),
   (b) the naive loop: batch size 1, output_hidden_states=True, every layer collected,
-  (c) the bare forward pass over the batches of (a), nothing collected: the limit,
+  (c) the bare forward pass over the same batches, whole prompts (no prefix cache), nothing collected,
   (d) TransformerLens run_with_cache (batch size 1), if it is installed and loads the model,
-then runs the default workflow's Experiment 0 once (without the behaviour and interventions branches,
-whose generation jobs are model work too) and splits its wall time into the one-time GGUF conversion,
-the extraction and everything else.
-The last four lines are always
-  ratio extractor/naive: X / ratio extractor/bare: Y / peak rss extractor MB: Z / dag other/extraction: W
-extractor/naive is a speed-up (prompts/s of a over prompts/s of b; goal >= 2.5), extractor/bare a time ratio
-on the same prompts (1.00 = collecting costs nothing; goal <= 1.10).
+checks that (a) with and without the prefix cache give the same rows, times generation with and without it,
+then runs the default workflow's Experiment 0 once (without the behaviour, interventions and selection
+branches, whose jobs are model work too) and splits its wall time into the one-time GGUF conversion, the
+extraction and everything else.
+The last lines are always
+  shared prefix tokens: P of mean T
+  ratio extractor/naive: X              speed-up of (a) over (b), prompts/s over prompts/s; goal >= 2.5
+  ratio extractor/bare: Y               time of (a) over time of (c) on the same prompts; goal <= 0.65
+  ratio generation cached/uncached: G   time with the prefix cache over time without; goal <= 0.7
+  max rel diff cached vs uncached: E    largest |difference| of a row of (a), over the row's norm; <= 1e-4
+  peak rss extractor MB: Z
+  dag other/extraction: W
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
@@ -40,6 +47,7 @@ from refusal_directions.activations import ActivationWriter  # noqa: E402
 from refusal_directions.batching import BatchRunner, budget_batches, left_padded  # noqa: E402
 from refusal_directions.chat_format import PromptFormat  # noqa: E402
 from refusal_directions.extraction import Extractor  # noqa: E402
+from refusal_directions.forward import ModelRunner  # noqa: E402
 from refusal_directions.modeling import (  # noqa: E402
     decoder_layers,
     load_model,
@@ -48,6 +56,7 @@ from refusal_directions.modeling import (  # noqa: E402
     resolve_dtype,
     weights_location,
 )
+from refusal_directions.prefix_cache import shared_prefix_length  # noqa: E402
 
 
 def rss_mb(field: str) -> float:
@@ -143,15 +152,30 @@ def random_qwen_shaped(device: torch.device):
     return model, tokenizer, {"id": "random Qwen2.5-1.5B-shaped", "prompt_format": "chat", "system_prompt": None}
 
 
+def runner(model, tokenizer, batch_size, device, prefix_cache: str) -> ModelRunner:
+    return ModelRunner(model, tokenizer, device, BatchRunner(batch_size), prefix_cache)
+
+
 def run_extractor(model, tokenizer, token_ids, batch_size, device, folder: Path) -> None:
     """(a): exactly what the extraction job does per batch, writing to HDF5 in ``folder``."""
     n_layers, d_model = len(decoder_layers(model)), model.config.get_text_config().hidden_size
     writer = ActivationWriter(folder, n_layers, d_model, {"prompts": len(token_ids)}, {}, {})
-    extractor = Extractor(model, tokenizer.pad_token_id, device, BatchRunner(batch_size))
+    extractor = Extractor(runner(model, tokenizer, batch_size, device, "auto"))
     try:
-        extractor.run(token_ids, lambda rows, per: writer.write("prompts", rows, per))
+        extractor.run(token_ids, lambda rows, per, scores: writer.write("prompts", rows, per))
     finally:
         writer.close()
+
+
+def rows_of(model, tokenizer, token_ids, batch_size, device, prefix_cache: str) -> np.ndarray:
+    """Every layer's last-token rows [prompts, layers, d_model] with or without the prefix cache."""
+    rows = np.zeros((len(token_ids), len(decoder_layers(model)), model.config.get_text_config().hidden_size))
+
+    def keep(indices, per_layer, scores):
+        rows[indices] = np.stack([values[:, -1] for values in per_layer], axis=1)
+
+    Extractor(runner(model, tokenizer, batch_size, device, prefix_cache)).run(token_ids, keep)
+    return rows
 
 
 def run_naive(model, token_ids, device) -> list:
@@ -205,6 +229,7 @@ def dag_split(cores: int) -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["behaviour"] = {"enabled": False}
     config["interventions"] = {"enabled": False}
+    config["selection"] = {"enabled": False}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores)]  # fmt: skip
@@ -229,6 +254,8 @@ def main() -> None:
     parser.add_argument("--random-qwen", action="store_true", help="a Qwen2.5-1.5B-shaped random model instead")
     parser.add_argument("--prompts", type=int, default=512)
     parser.add_argument("--naive-prompts", type=int, default=128, help="prompts for the batch-1 loops (b) and (d)")
+    parser.add_argument("--generation-prompts", type=int, default=64, help="prompts for the generation timing")
+    parser.add_argument("--new-tokens", type=int, default=16, help="tokens generated per prompt")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -266,6 +293,20 @@ def main() -> None:
         peak_rss = max(peak_rss, rss_mb("VmHWM"))
         bare_s.append(timed(lambda: run_bare(model, tokenizer, texts, args.batch_size, device), device))
     shutil.rmtree(folder)
+    cached, uncached = (rows_of(model, tokenizer, texts, args.batch_size, device, mode) for mode in ("auto", "off"))
+    norms = np.linalg.norm(uncached, axis=-1)
+    max_rel_diff = float((np.abs(cached - uncached).max(axis=-1) / norms).max())
+    generation_prompts = texts[:: max(1, len(texts) // args.generation_prompts)][: args.generation_prompts]
+    generation_s, responses = {}, {}
+    for mode in ("off", "auto"):
+        generating = runner(model, tokenizer, args.batch_size, device, mode)
+        generation_s[mode] = timed(
+            lambda generating=generating, mode=mode: responses.__setitem__(
+                mode, generating.generate(generation_prompts, args.new_tokens)
+            ),
+            device,
+        )
+    same_tokens = sum(a == b for a, b in zip(responses["auto"], responses["off"], strict=True))
     naive_s = timed(lambda: run_naive(model, sparse, device), device)
     lens_s, lens_note = run_transformer_lens(model_folder, sparse, device)
 
@@ -281,15 +322,23 @@ def main() -> None:
     print(f"(d) TransformerLens run_with_cache: {len(sparse) / lens_s:.2f} prompts/s ({lens_note})" if lens_s
           else f"(d) TransformerLens run_with_cache: {lens_note}")  # fmt: skip
     print(f"model rss MB: {model_rss:.0f}")
+    print(
+        f"generation: {len(generation_prompts)} prompts x {args.new_tokens} tokens, {generation_s['off']:.1f} s "
+        f"uncached, {generation_s['auto']:.1f} s cached; the same response for {same_tokens} of them"
+    )
     dag = None if args.skip_dag or args.random_qwen else dag_split(args.threads)
     if dag:
         print(
             f"default DAG (Experiment 0) wall s: {dag['wall']:.1f} (GGUF conversion {dag['conversion']:.1f}, "
             f"extraction {dag['extraction']:.1f}, everything else {dag['other']:.1f})"
         )
-    print(json.dumps({"rates": rates, "peak_rss_mb": peak_rss, "dag": dag}))
+    print(json.dumps({"rates": rates, "peak_rss_mb": peak_rss, "dag": dag, "generation_s": generation_s}))
+    prefix = shared_prefix_length(texts)
+    print(f"shared prefix tokens: {prefix} of mean {np.mean([len(ids) for ids in texts]):.1f}")
     print(f"ratio extractor/naive: {rates['(a) extractor'] / rates['(b) naive batch-1 loop']:.2f}")
     print(f"ratio extractor/bare: {min(extractor_s) / min(bare_s):.3f}")
+    print(f"ratio generation cached/uncached: {generation_s['auto'] / generation_s['off']:.3f}")
+    print(f"max rel diff cached vs uncached: {max_rel_diff:.2e}")
     print(f"peak rss extractor MB: {peak_rss:.0f}")
     print(f"dag other/extraction: {dag['other'] / dag['extraction']:.2f}" if dag else "dag other/extraction: nan")
 

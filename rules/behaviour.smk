@@ -22,7 +22,8 @@ rule generate_responses:
 
 rule score_refusals:
     input:
-        "results/{model}/behaviour/responses.jsonl",
+        responses="results/{model}/behaviour/responses.jsonl",
+        manifest=activation_manifest,
     output:
         "results/{model}/behaviour/refusals.csv",
     log:
@@ -42,6 +43,7 @@ rule behaviour_analysis:
         directions="results/{model}/directions.safetensors",
         manifest=activation_manifest,
         layers=activation_files,
+        splits="results/splits.json",
         prompts=formatted_prompts,
     output:
         auroc=report(

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from refusal_directions.config_check import ConfigError, validate_config  # noqa: E402
 from refusal_directions.execution import ExecutionSettings  # noqa: E402
 from refusal_directions.hub import hub_id  # noqa: E402
-from refusal_directions.integrity import damaged_layer_files, read_manifest  # noqa: E402
+from refusal_directions.integrity import damaged_files, read_manifest  # noqa: E402
 from refusal_directions.workflow_helpers import (  # noqa: E402
     canonical,
     code_version,
@@ -37,6 +37,7 @@ MAIN_DATASETS = ["harmful", "harmless"]
 # Every model sees the same sampled prompts of every configured dataset (sorted: YAML order is not data).
 USED_DATASETS = sorted(DATASETS)
 CONTROL = canonical(config["control"])
+SPLITS = canonical(config["splits"])
 
 
 def conversion_key(spec):
@@ -80,7 +81,7 @@ def check_finished_extractions():
         return
     for model in MODELS:
         folder = activation_folder(model)
-        damaged = damaged_layer_files(folder)
+        damaged = damaged_files(folder)
         if damaged:
             more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
             stop(
@@ -97,6 +98,11 @@ def dataset_spec(wildcards):
     return DATASETS[wildcards.dataset]
 
 
+def dataset_samples(wildcards):
+    """Prompts sampled from a dataset: its own n_samples, else the top-level one."""
+    return DATASETS[wildcards.dataset]["n_samples"] or config["n_samples"]
+
+
 def dataset_source(wildcards):
     """The local file behind a dataset (so editing it reruns), nothing for a Hub dataset."""
     source = DATASETS[wildcards.dataset]["source"]
@@ -104,7 +110,8 @@ def dataset_source(wildcards):
 
 
 def model_spec(wildcards):
-    return MODELS[wildcards.model]
+    """A model's entry as the jobs that use it see it: without its display name, which only titles use."""
+    return {key: value for key, value in MODELS[wildcards.model].items() if key != "name"}
 
 
 def model_id(wildcards):
@@ -146,23 +153,39 @@ def formatted_prompts(wildcards):
 
 
 def generation_inputs(wildcards):
-    """What generate_responses reads: the prompts and the model, nothing computed from activations."""
-    return {"prompts": formatted_prompts(wildcards), **converted_model(wildcards)}
+    """What generate_responses reads: the prompts, their splits and the model; nothing computed from
+    activations."""
+    return {
+        "prompts": formatted_prompts(wildcards),
+        "splits": "results/splits.json",
+        **converted_model(wildcards),
+    }
 
 
 def intervention_inputs(wildcards):
-    """What run_interventions reads: the prompts, the model and the directions (written by a step whose
-    params say only what a direction is)."""
+    """What run_interventions reads: the prompts and their splits, the model, the directions (written by a
+    step whose params say only what a direction is) and the manifest (the refusal tokens)."""
     return {
-        "prompts": formatted_prompts(wildcards),
+        **generation_inputs(wildcards),
         "directions": f"results/{wildcards.model}/directions.safetensors",
-        **converted_model(wildcards),
+        "manifest": activation_manifest(wildcards),
     }
 
 
 def finished_activations(wildcards):
     """The extraction's folder, once the checkpoint has run (the layer count is read from the model then)."""
     return checkpoints.extract_activations.get(model=wildcards.model).output.activations
+
+
+def selection_inputs(wildcards):
+    """What the selection's model jobs read: the prompts and their splits, the model, and the manifest
+    (the refusal tokens)."""
+    return {**generation_inputs(wildcards), "manifest": activation_manifest(wildcards)}
+
+
+def selection_config(*keys):
+    """The named selection settings, alone: each step's params hold only what it depends on."""
+    return {key: canonical(config["selection"][key]) for key in keys}
 
 
 def activation_manifest(wildcards):
@@ -236,7 +259,7 @@ def results_config_hash(wildcards):
     """Hash of every config value that shapes a model's result tables (not plotting, not execution)."""
     return stable_hash(
         {
-            "model": MODELS[wildcards.model],
+            "model": model_spec(wildcards),
             "datasets": {name: DATASETS[name] for name in USED_DATASETS},
             "n_samples": config["n_samples"],
             "seed": config["seed"],
@@ -262,11 +285,18 @@ def report_inputs(wildcards):
         inputs["levels"] = f"{folder}/behaviour/projection_by_level.csv"
     if config["interventions"]["enabled"]:
         inputs["sweep"] = f"{folder}/interventions/sweep.csv"
+    if config["selection"]["enabled"]:
+        inputs["selection_scores"] = f"{folder}/selection/scores.csv"
+        inputs["selected"] = f"{folder}/selection/selected_direction.json"
+        inputs["selection_figure"] = f"{folder}/selection/selection.png"
+        inputs["evaluation"] = f"{folder}/selection/evaluation.csv"
+        inputs["evaluation_labels"] = f"{folder}/selection/evaluation_labels.csv"
     return inputs
 
 
 def model_title(wildcards):
-    return MODELS[wildcards.model]["id"]
+    """A model's name in titles: its display name, else its id."""
+    return MODELS[wildcards.model]["name"] or MODELS[wildcards.model]["id"]
 
 
 def model_outputs(model):
@@ -295,6 +325,19 @@ def model_outputs(model):
             "interventions/sweep.csv",
             "interventions/sweep.png",
         ]
+    names.append("selection/candidates.safetensors")
+    if config["selection"]["enabled"]:
+        names += [
+            "selection/candidate_scores.csv",
+            "selection/scores.csv",
+            "selection/selected_direction.json",
+            "selection/selected_direction.safetensors",
+            "selection/selection.png",
+            "selection/evaluation_generations.jsonl",
+            "selection/evaluation_kl.csv",
+            "selection/evaluation_labels.csv",
+            "selection/evaluation.csv",
+        ]
     return [f"results/{model}/{name}" for name in names]
 
 
@@ -304,7 +347,7 @@ def final_outputs():
     exist. (Per-layer files are named once the extraction has run: per_layer_targets.)"""
     shared = expand(
         "results/{kind}/{dataset}.jsonl", kind=("datasets", "prompts"), dataset=USED_DATASETS
-    )
+    ) + ["results/splits.json"]
     converted = expand("results/converted/{conversion}", conversion=CONVERSIONS)
     formatted = expand(
         "results/{model}/prompts/{dataset}.jsonl", model=MODELS, dataset=USED_DATASETS

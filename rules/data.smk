@@ -24,8 +24,25 @@ rule sample_prompts:
     conda:
         "../envs/data.yaml"
     params:
-        n_samples=config["n_samples"],
+        n_samples=dataset_samples,
         seed=config["seed"],
         code=code_version("sample_prompts"),
     script:
         "../scripts/sample_prompts.py"
+
+
+rule split_prompts:
+    input:
+        expand("results/prompts/{dataset}.jsonl", dataset=USED_DATASETS),
+    output:
+        "results/splits.json",
+    log:
+        "results/logs/split_prompts.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        datasets=USED_DATASETS,
+        splits=SPLITS,
+        code=code_version("split_prompts"),
+    script:
+        "../scripts/split_prompts.py"

@@ -37,6 +37,8 @@ checkpoint extract_activations:
     params:
         model=model_spec,
         datasets=USED_DATASETS,
+        positions=config["positions"],
+        refusal_score=canonical(config["refusal_score"]),
         code=code_version("extract_activations"),
     script:
         "../scripts/extract_activations.py"

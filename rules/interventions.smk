@@ -46,6 +46,7 @@ rule summarize_interventions:
         "../envs/torch.yaml"
     params:
         refusal=canonical(config["refusal"]),
+        intervals=interval_config(),
         title=model_title,
         dpi=config["plot_dpi"],
         code=code_version("summarize_interventions"),

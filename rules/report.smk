@@ -40,6 +40,7 @@ rule write_report:
     params:
         datasets=DATASETS,
         seed=config["seed"],
+        title=model_title,
         code=code_version("write_report"),
     script:
         "../scripts/write_report.py"

@@ -1,6 +1,7 @@
 rule layer_stats:
     input:
         unpack(layer_activations),
+        splits="results/splits.json",
     output:
         stats="results/{model}/layers/layer_{layer}.json",
         null="results/{model}/layers/layer_{layer}_null.safetensors",
@@ -20,6 +21,7 @@ rule compute_directions:
     input:
         manifest=activation_manifest,
         layers=activation_files,
+        splits="results/splits.json",
     output:
         "results/{model}/directions.safetensors",
     log:
@@ -67,6 +69,7 @@ rule aggregate_layers:
         model=model_spec,
         statistics=statistics_config(),
         thresholds=thresholds_config(),
+        splits=SPLITS,
         control=CONTROL,
         config_hash=results_config_hash,
         code=code_version("aggregate_layers"),

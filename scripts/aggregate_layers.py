@@ -13,6 +13,7 @@ with rule_log(snakemake.log[0]):
         model=snakemake.params.model,
         statistics=snakemake.params.statistics,
         thresholds=snakemake.params.thresholds,
+        splits=snakemake.params.splits,
         control=snakemake.params.control,
         config_hash=snakemake.params.config_hash,
     )

@@ -9,6 +9,7 @@ with rule_log(snakemake.log[0]):
         refusals_csv=snakemake.input.refusals,
         directions=snakemake.input.directions,
         manifest=snakemake.input.manifest,
+        splits=snakemake.input.splits,
         prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
         outputs=dict(snakemake.output.items()),
         statistics=snakemake.params.statistics,

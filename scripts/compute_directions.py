@@ -5,4 +5,7 @@ from refusal_directions.runlog import rule_log
 with rule_log(snakemake.log[0]):
     from refusal_directions.directions import write_directions
 
-    write_directions(snakemake.input.manifest, snakemake.output[0], snakemake.params.model_id, snakemake.params.control)
+    params = snakemake.params
+    write_directions(
+        snakemake.input.manifest, snakemake.input.splits, snakemake.output[0], params.model_id, params.control
+    )

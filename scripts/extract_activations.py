@@ -13,5 +13,7 @@ with rule_log(snakemake.log[0]):
         formatted_outputs=dict(zip(datasets, snakemake.output.prompts, strict=True)),
         activations_dir=snakemake.output.activations,
         converted_dir=snakemake.input.get("converted"),
+        positions=snakemake.params.positions,
+        refusal=snakemake.params.refusal_score,
         execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
     )

@@ -9,6 +9,7 @@ with rule_log(snakemake.log[0]):
     generate_responses(
         spec=snakemake.params.model,
         prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
+        splits=snakemake.input.splits,
         output=snakemake.output[0],
         converted_dir=snakemake.input.get("converted"),
         settings=snakemake.params.generation,

@@ -8,6 +8,7 @@ with rule_log(snakemake.log[0]):
     control = snakemake.params.control
     write_layer_statistics(
         snakemake.input.activations,
+        snakemake.input.splits,
         snakemake.output.stats,
         snakemake.output.null,
         StatsSettings(**snakemake.params.statistics),

@@ -10,6 +10,7 @@ with rule_log(snakemake.log[0]):
         snakemake.input.kl,
         outputs=dict(snakemake.output.items()),
         refusal=snakemake.params.refusal,
+        intervals=snakemake.params.intervals,
         title=snakemake.params.title,
         dpi=snakemake.params.dpi,
     )

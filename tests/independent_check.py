@@ -88,13 +88,17 @@ def check_layer(a, b, row, settings, rng, n_splits=20, n_permutations=2000, n_bo
 def check_run(results: Path, layers: list[int] | None = None, seed: int = 12345) -> list[dict]:
     table = pd.read_csv(results / "validation_results.csv")
     settings = json.loads((results / "summary.json").read_text())["statistics"]
+    # The statistics are computed on the train split (results/splits.json, beside the model folders).
+    splits = json.loads((results.parent / "splits.json").read_text())
+    train = {name: splits[name]["train"]["rows"] for name in ("harmful", "harmless")}
     rng = np.random.default_rng(seed)
     checks = []
     for _, row in table.iterrows():
         if layers is not None and int(row["layer"]) not in layers:
             continue
         with h5py.File(results / "activations" / f"layer_{int(row['layer']):02d}.h5") as handle:
-            a, b = handle["harmful"][...].astype(float), handle["harmless"][...].astype(float)
+            a = handle["harmful"][...].astype(float)[train["harmful"]]
+            b = handle["harmless"][...].astype(float)[train["harmless"]]
         checks.append(check_layer(a, b, row, settings, rng))
     return checks
 

@@ -10,6 +10,7 @@ rows are in prompt order. --keep makes the sink also hold every batch (a buffer,
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refusal_directions.activations import ActivationWriter, read_layer, write_manifest  # noqa: E402
 from refusal_directions.batching import BatchRunner  # noqa: E402
 from refusal_directions.extraction import Extractor  # noqa: E402
+from refusal_directions.forward import ModelRunner  # noqa: E402
 from refusal_directions.modeling import load_tokenizer  # noqa: E402
 
 from conftest import HARMFUL, HARMLESS, encode_prompts  # noqa: E402
@@ -33,13 +35,15 @@ class AddOne(torch.nn.Module):
 
 
 class WideStub(torch.nn.Module):
-    """Model-shaped: ``model.layers`` are the blocks, ``model`` is the body the extractor runs."""
-
-    base_model_prefix = "model"
+    """Model-shaped: ``model.layers`` are the blocks; next-token logits of two tokens, all zero."""
 
     def __init__(self, vocab_size: int):
         super().__init__()
         self.model = Body(vocab_size)
+
+    def forward(self, input_ids, attention_mask, position_ids, use_cache=False, logits_to_keep=1):
+        self.model(input_ids)
+        return SimpleNamespace(logits=torch.zeros(len(input_ids), 1, 2))
 
 
 class Body(torch.nn.Module):
@@ -48,7 +52,7 @@ class Body(torch.nn.Module):
         self.embed = torch.nn.Embedding(vocab_size, HIDDEN)
         self.layers = torch.nn.ModuleList(AddOne() for _ in range(N_LAYERS))
 
-    def forward(self, input_ids, attention_mask, position_ids, use_cache=False):
+    def forward(self, input_ids):
         hidden = self.embed(input_ids)
         for block in self.layers:
             hidden = block(hidden)
@@ -68,11 +72,12 @@ def main() -> None:
     model = WideStub(len(tokenizer)).eval()
     texts = encode_prompts(tokenizer, (HARMFUL + HARMLESS) * 10)
     writer = ActivationWriter(out_dir, N_LAYERS, HIDDEN, {"all": len(texts)}, {}, {})
-    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(16))
-    extractor.run(texts[:16], lambda rows, per_layer: None)  # warm-up: allocator pools, lazy imports
+    # prefix_cache off: the stub keeps no key/value cache.
+    extractor = Extractor(ModelRunner(model, tokenizer, torch.device("cpu"), BatchRunner(16), "off"))
+    extractor.run(texts[:16], lambda rows, per_layer, scores: None)  # warm-up: allocator pools, lazy imports
     kept = []
 
-    def sink(rows, per_layer):
+    def sink(rows, per_layer, scores):
         writer.write("all", rows, per_layer)
         if keep:
             kept.append([values.copy() for values in per_layer])
@@ -81,7 +86,7 @@ def main() -> None:
     before = peak_rss_bytes()
     extractor.run(texts, sink)
     growth = peak_rss_bytes() - before
-    write_manifest(out_dir, {"layer_sha256": writer.commit()})
+    write_manifest(out_dir, {"sha256": writer.commit()})
     stored, _ = read_layer(out_dir / f"layer_{N_LAYERS - 1}.h5")
     first = torch.tensor([texts[0]])
     with torch.inference_mode():

@@ -7,7 +7,14 @@ import h5py
 import numpy as np
 import pytest
 
-from refusal_directions.activations import LAYER_CONVENTION, ActivationWriter, layer_name, read_layer, write_manifest
+from refusal_directions.activations import (
+    LAYER_CONVENTION,
+    ActivationWriter,
+    layer_name,
+    read_layer,
+    read_positions,
+    write_manifest,
+)
 from refusal_directions.errors import UserError
 
 SIZES = {"harmful": 10, "harmless": 6}
@@ -16,8 +23,8 @@ SIZES = {"harmful": 10, "harmless": 6}
 def write(folder, batches, values):
     writer = ActivationWriter(folder, 2, 4, SIZES, {"model_id": "m"}, {"harmful": {"prompt_hash": "abc"}})
     for name, rows in batches:
-        writer.write(name, np.array(rows), [values[name][layer][rows] for layer in range(2)])
-    write_manifest(folder, {"layer_sha256": writer.commit()})
+        writer.write(name, np.array(rows), [values[name][layer][rows][:, None] for layer in range(2)])
+    write_manifest(folder, {"sha256": writer.commit()})
 
 
 def test_layout_attributes_and_roundtrip(tmp_path):
@@ -52,7 +59,7 @@ def test_layer_names_widen_only_past_99_layers():
 
 def test_files_reach_their_final_names_only_when_complete(tmp_path):
     writer = ActivationWriter(tmp_path, 2, 4, SIZES, {}, {})
-    writer.write("harmful", np.arange(10), [np.ones((10, 4), np.float32)] * 2)
+    writer.write("harmful", np.arange(10), [np.ones((10, 1, 4), np.float32)] * 2)
     writer.close()  # as after a failure: nothing committed
     assert not list(tmp_path.glob("*.h5")) and len(list(tmp_path.glob("*.h5.partial"))) == 2
 
@@ -68,3 +75,19 @@ def test_a_damaged_layer_file_is_refused(tmp_path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old mtime: Snakemake would not notice
     with pytest.raises(UserError, match="layer_01.h5 does not match the sha256 recorded"):
         read_layer(path)
+
+
+def test_post_instruction_positions(tmp_path):
+    """The main sets keep every position in a group; the last position is also the set's dataset."""
+    values = np.random.default_rng(3).normal(size=(2, 10, 3, 4)).astype(np.float32)
+    tokens = ["<|im_end|>", "\n", "assistant"]
+    writer = ActivationWriter(tmp_path, 2, 4, SIZES, {}, {}, positions=tokens, position_sets=("harmful",))
+    writer.write("harmful", np.arange(10), [values[layer] for layer in range(2)])
+    writer.write("harmless", np.arange(6), [values[layer][:6, -1:] for layer in range(2)])
+    write_manifest(tmp_path, {"sha256": writer.commit()})
+    positions, names = read_positions(tmp_path / "layer_01.h5", "harmful")
+    np.testing.assert_array_equal(positions, values[1])
+    assert names == tokens
+    arrays, _ = read_layer(tmp_path / "layer_01.h5")
+    assert sorted(arrays) == ["harmful", "harmless"]  # the group is not a prompt set
+    np.testing.assert_array_equal(arrays["harmful"], values[1][:, -1])

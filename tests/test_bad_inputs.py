@@ -179,20 +179,22 @@ def test_a_model_without_chat_template(tmp_path):
 KILLED_EXTRACTION = """
 import sys, time
 sys.path.insert(0, {scripts!r})
-from refusal_directions import extraction
+from refusal_directions import extraction, forward
 from refusal_directions.execution import ExecutionSettings
 
-forward = extraction.Extractor._forward
-def slow_forward(self, *args):
-    rows = forward(self, *args)
-    print("batch done", flush=True)
-    time.sleep(60)
-    return rows
+each_batch = forward.ModelRunner.each_batch
+def slow(self, token_ids, handle, *args, **kwargs):
+    def handle_then_wait(indices, logits):
+        handle(indices, logits)
+        print("batch done", flush=True)
+        time.sleep(60)
+    each_batch(self, token_ids, handle_then_wait, *args, **kwargs)
 
-extraction.Extractor._forward = slow_forward
+forward.ModelRunner.each_batch = slow
 spec = {{"id": {model!r}, "prompt_format": "chat", "system_prompt": None, "dtype": "float32", "revision": None,
         "package": None, "gguf_file": None, "trust_remote_code": False}}
 extraction.extract_activations(spec, {{"harmful": {prompts!r}}}, {{"harmful": {formatted!r}}}, {out!r}, None,
+                               "last", {{"prefixes": ["I"], "token_ids": None}},
                                ExecutionSettings(batch_size=2, device="cpu"))
 """
 

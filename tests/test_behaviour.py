@@ -9,7 +9,14 @@ import yaml
 from scipy import stats as scipy_stats
 
 from refusal_directions.activations import ActivationWriter, write_manifest
-from refusal_directions.behaviour import auroc, bootstrap_interval, point_biserial, prediction_row, prediction_table
+from refusal_directions.behaviour import (
+    RESPONSES,
+    auroc,
+    bootstrap_interval,
+    correlation,
+    prediction_row,
+    prediction_table,
+)
 from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses, make_judge
 
 from conftest import REPO
@@ -67,22 +74,24 @@ def test_auroc_against_pairwise_counting():
     assert math.isnan(auroc(scores, np.zeros(40, bool)))
 
 
-def test_point_biserial_against_scipy():
+def test_correlation_against_scipy():
     rng = np.random.default_rng(1)
     scores, labels = rng.normal(size=30), rng.uniform(size=30) < 0.5
-    assert point_biserial(scores, labels) == pytest.approx(scipy_stats.pointbiserialr(labels, scores).statistic)
-    assert math.isnan(point_biserial(scores, np.ones(30, bool)))
+    assert correlation(scores, labels) == pytest.approx(scipy_stats.pointbiserialr(labels, scores).statistic)
+    refusal_scores = scores + rng.normal(size=30)
+    assert correlation(scores, refusal_scores) == pytest.approx(scipy_stats.pearsonr(scores, refusal_scores).statistic)
+    assert math.isnan(correlation(scores, np.ones(30, bool)))
 
 
 def test_prediction_row_and_interval():
     rng = np.random.default_rng(2)
     labels = rng.uniform(size=60) < 0.4
     scores = labels * 1.5 + rng.normal(size=60)
-    row = prediction_row(scores, labels, 300, 0.95, seed=0)
+    row = prediction_row(scores, labels, labels.astype(float), 300, 0.95, seed=0)
     assert row["auroc_ci_low"] < row["auroc"] < row["auroc_ci_high"]
-    assert row["r_ci_low"] < row["point_biserial_r"] < row["r_ci_high"]
+    assert row["r_ci_low"] < row["r"] < row["r_ci_high"]
     assert row["n_refused"] == labels.sum()
-    assert all(math.isnan(v) for v in bootstrap_interval(auroc, scores, np.zeros(60, bool), 10, 0.95, 0))
+    assert all(math.isnan(v) for v in bootstrap_interval(lambda rows: 0.5, np.zeros(60, bool), 10, 0.95, 0))
 
 
 def test_label_responses_keeps_both_labels():
@@ -93,11 +102,29 @@ def test_label_responses_keeps_both_labels():
         {"id": "c", "set": "harmful", "row": 2, "text": "r", "response": ""},
     ]
     table = label_responses(records, settings)
-    assert table["refused"].tolist() == [True, False, True]
+    assert table["refused"].tolist() == table["refused_text"].tolist() == [True, False, True]
     assert table["refused_substring"].tolist() == [True, False, True]
     assert table["evidence"].tolist() == ["I cannot", "", "empty response"]
     assert (table["judge"] == "substring").all() and "response" not in table
     assert table["response_chars"].tolist() == [17, 17, 0]
+
+
+def test_a_refusal_by_the_text_or_by_the_score():
+    """A soft refusal the substrings miss counts through its refusal score; the disagreement is labelled."""
+    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": True, "judge": None}
+    records = [
+        {"id": "a", "set": "harmful", "row": 0, "text": "p", "response": "I cannot do that.", "refusal_score": 2.0},
+        {"id": "b", "set": "harmful", "row": 1, "text": "q", "response": "That is illegal and unethical.",
+         "refusal_score": 0.4},
+        {"id": "c", "set": "harmful", "row": 2, "text": "r", "response": "I cannot stress this enough: ...",
+         "refusal_score": -3.0},
+        {"id": "d", "set": "harmless", "row": 3, "text": "s", "response": "Sure.", "refusal_score": -5.0},
+    ]  # fmt: skip
+    table = label_responses(records, settings)
+    assert table["refused_text"].tolist() == [True, False, True, False]
+    assert table["refused_score"].tolist() == [True, True, False, False]
+    assert table["refused"].tolist() == [True, True, True, False]
+    assert table["agreement"].tolist() == ["both", "score only", "text only", "neither"]
 
 
 def test_prediction_table_projects_each_response_s_prompt(tmp_path):
@@ -107,15 +134,16 @@ def test_prediction_table_projects_each_response_s_prompt(tmp_path):
     values = {name: rng.normal(size=(2, n, d)).astype(np.float32) for name in ("harmful", "harmless")}
     writer = ActivationWriter(tmp_path, 2, d, {"harmful": n, "harmless": n}, {}, {})
     for name in values:
-        writer.write(name, np.arange(n), [values[name][layer] for layer in range(2)])
-    write_manifest(tmp_path, {"layer_sha256": writer.commit()})
+        writer.write(name, np.arange(n), [values[name][layer][:, None] for layer in range(2)])
+    write_manifest(tmp_path, {"sha256": writer.commit()})
     units = rng.normal(size=(2, d))
     rows = [0, 3, 5, 7, 8, 11]
     labels = pd.DataFrame(
         {"set": ["harmful"] * 6 + ["harmless"] * 6, "row": rows * 2, "refused": [True, False] * 3 + [False] * 6}
     )
     paths = [tmp_path / "layer_00.h5", tmp_path / "layer_01.h5"]
-    table = prediction_table(labels, paths, units, n_bootstrap=200, level=0.9, seed=0)
+    cases = {RESPONSES: labels.assign(value=labels["refused"].astype(float))}
+    table = prediction_table(cases, paths, units, n_bootstrap=200, level=0.9, seed=0)
     assert len(table) == 4 and set(table["scope"]) == {"all prompts", "harmful prompts"}
     for layer in range(2):
         scores = np.array(

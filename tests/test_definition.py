@@ -1,5 +1,6 @@
 """The workflow definition: dry-runs of the shipped configs, lint, formatting, env files."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -9,8 +10,14 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY_RULES = ("convert_model", "extract_activations", "generate_responses", "run_interventions")
-MODEL_RULES = ("extract_activations", "generate_responses", "run_interventions")
+MODEL_RULES = (
+    "extract_activations",
+    "generate_responses",
+    "run_interventions",
+    "score_candidates",
+    "evaluate_direction",
+)
+HEAVY_RULES = ("convert_model", *MODEL_RULES)
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
 
 
@@ -78,3 +85,40 @@ def test_every_rule_has_log_conda_and_heavy_rules_benchmark():
         # The jobs that run the model share one resources definition (rules/common.smk).
         assert ("**MODEL_JOB_RESOURCES" in block) == (name in MODEL_RULES), name
         assert "retries:" not in block, name  # out-of-memory is handled in the job; a retry would repeat any error
+
+
+# Import names that differ from the distribution's name in requirements.txt.
+DISTRIBUTIONS = {"yaml": "pyyaml", "huggingface_hub": "huggingface-hub", "safetensors": "safetensors"}
+STANDARD = set(sys.stdlib_module_names)
+
+
+def rule_scripts_and_envs():
+    """(rule, entry script name, env file) of every rule with a script."""
+    text = "\n".join(path.read_text() for path in sorted((REPO / "rules").glob("*.smk")))
+    for block in re.split(r"\n(?=(?:rule|checkpoint) )", text)[1:]:
+        script = re.search(r'script:\s*"\.\./scripts/(\w+)\.py"', block)
+        env = re.search(r'conda:\s*"\.\./envs/([\w.]+)"', block)
+        if script:
+            yield block.split()[1].rstrip(":"), script.group(1), env.group(1)
+
+
+def test_every_rule_env_holds_what_its_code_imports():
+    """Every third-party module that a rule's entry script and its package modules import (at the top or
+    inside a function) is pinned in the rule's conda env."""
+    from refusal_directions.workflow_helpers import PACKAGE_ROOT, local_modules
+
+    for rule, script, env_file in rule_scripts_and_envs():
+        env = yaml.safe_load((REPO / "envs" / env_file).read_text())
+        pinned = set(pins(next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))))
+        sources = [(REPO / "scripts" / f"{script}.py").read_text()] + [
+            PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py").read_text() for name in local_modules(script)
+        ]
+        imported = set()
+        for node in (node for source in sources for node in ast.walk(ast.parse(source))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+        imported -= STANDARD | {"refusal_directions"}
+        third_party = {DISTRIBUTIONS.get(name, name.replace("_", "-")) for name in imported}
+        assert third_party <= pinned, f"{rule} ({env_file}) misses {sorted(third_party - pinned)}"

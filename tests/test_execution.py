@@ -2,6 +2,7 @@
 
 import logging
 import re
+from contextlib import contextmanager
 from datetime import datetime
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from refusal_directions.batching import BatchRunner
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.extraction import Extractor
+from refusal_directions.forward import ModelRunner
 from refusal_directions.modeling import load_model, load_tokenizer, resolve_device, resolve_dtype
 
 from conftest import HARMFUL, HARMLESS, REPO, build_tiny_model, encode_prompts, planned_jobs, run_workflow, tiny_config
@@ -79,78 +81,73 @@ def collector():
     """A sink that keeps each prompt's per-layer rows, and a function that stacks them in prompt order."""
     rows = {}
 
-    def sink(indices, per_layer):
+    def sink(indices, per_layer, scores):
         for position, index in enumerate(indices):
             rows[int(index)] = np.stack([values[position] for values in per_layer])
 
     return sink, lambda: np.stack([rows[i] for i in range(len(rows))])
 
 
-def run_extractor(model, tokenizer, batch_size, texts):
-    sink, stacked = collector()
-    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(batch_size))
-    extractor.run(formatted(tokenizer, texts), sink)
-    return extractor, stacked()
+def extractor_for(loaded, batch_size):
+    model, tokenizer = loaded
+    return Extractor(ModelRunner(model, tokenizer, torch.device("cpu"), BatchRunner(batch_size)))
 
 
-class OutOfMemoryAbove:
-    """Wraps a model body and raises CUDA's out-of-memory error for batches larger than ``limit``."""
+@contextmanager
+def out_of_memory_above(model, limit):
+    """CUDA's out-of-memory error for every batch of more than ``limit`` prompts."""
 
-    def __init__(self, body, limit):
-        self.body, self.limit = body, limit
-
-    def __call__(self, **batch):
-        if batch["input_ids"].shape[0] > self.limit:
+    def check(_module, _args, kwargs):
+        if kwargs["input_ids"].shape[0] > limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.body(**batch)
+
+    handle = model.register_forward_pre_hook(check, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def test_batch_size_backs_off_on_out_of_memory(loaded, caplog):
     model, tokenizer = loaded
-    texts = HARMFUL[:10] + HARMLESS[:9]
-    _, reference = run_extractor(model, tokenizer, 1, texts)
-    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(32))
-    extractor.body = OutOfMemoryAbove(extractor.body, limit=5)
+    texts = formatted(tokenizer, HARMFUL[:10] + HARMLESS[:9])
     sink, stacked = collector()
-    with caplog.at_level(logging.WARNING):
-        extractor.run(formatted(tokenizer, texts), sink)
-    assert extractor.runner.max_prompts <= 5
+    extractor_for(loaded, 1).run(texts, sink)
+    reference = stacked()
+    extractor = extractor_for(loaded, 32)
+    sink, stacked = collector()
+    with caplog.at_level(logging.WARNING), out_of_memory_above(model, 5):
+        extractor.run(texts, sink)
+    assert extractor.runner.batches.max_prompts <= 5
     assert "out of memory at batch size 19; going on with 9" in caplog.text
     np.testing.assert_allclose(stacked(), reference, atol=1e-5)
 
 
 def test_out_of_memory_on_a_single_prompt_fails_the_job(loaded):
     model, tokenizer = loaded
-    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(8))
-    extractor.body = OutOfMemoryAbove(extractor.body, limit=0)
-    with pytest.raises(torch.OutOfMemoryError):
-        extractor.run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
-
-
-def test_other_errors_are_not_retried(loaded):
-    model, tokenizer = loaded
-    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(8))
-    calls = []
-
-    def failing(**batch):
-        calls.append(batch["input_ids"].shape[0])
-        raise ValueError("not a memory problem")
-
-    extractor.body = failing
-    with pytest.raises(ValueError):
-        extractor.run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
-    assert calls == [8]
+    with pytest.raises(torch.OutOfMemoryError), out_of_memory_above(model, 0):
+        extractor_for(loaded, 8).run(formatted(tokenizer, HARMFUL[:8]), lambda *args: None)
 
 
 def test_device_map_auto_matches_a_plain_load(tiny_model, loaded):
     model, tokenizer = loaded
     mapped = load_model(str(tiny_model), None, SPEC, torch.device("cpu"), torch.float32, device_map="auto")
-    _, plain = run_extractor(model, tokenizer, 4, HARMFUL[:6])
-    _, spread = run_extractor(mapped, tokenizer, 4, HARMFUL[:6])
-    np.testing.assert_allclose(spread, plain, atol=1e-6)
+    texts = formatted(tokenizer, HARMFUL[:6])
+    results = []
+    for candidate in (model, mapped):
+        sink, stacked = collector()
+        extractor_for((candidate, tokenizer), 4).run(texts, sink)
+        results.append(stacked())
+    np.testing.assert_allclose(results[1], results[0], atol=1e-6)
 
 
-MODEL_RULES = {"extract_activations", "generate_responses", "run_interventions"}
+MODEL_RULES = {
+    "extract_activations",
+    "generate_responses",
+    "run_interventions",
+    "score_candidates",
+    "evaluate_direction",
+}
 
 
 def test_only_the_jobs_that_run_the_model_ask_for_a_gpu(tmp_path):

@@ -1,5 +1,6 @@
 """Hooks, batching and formatting on a tiny random model."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from refusal_directions.batching import BatchRunner, budget_batches, left_padded
 from refusal_directions.chat_format import PromptFormat
 from refusal_directions.errors import UserError
 from refusal_directions.extraction import Extractor
+from refusal_directions.forward import ModelRunner
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model, encode_prompts
@@ -33,11 +35,11 @@ def collect(model, tokenizer, prompts, batch_size):
     n_layers = len(decoder_layers(model))
     out = np.full((n_layers, len(prompts), model.config.hidden_size), np.nan, dtype=np.float32)
 
-    def sink(rows, per_layer):
+    def sink(rows, per_layer, scores):
         for layer, values in enumerate(per_layer):
-            out[layer, rows] = values
+            out[layer, rows] = values[:, -1]
 
-    extractor = Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(batch_size))
+    extractor = Extractor(ModelRunner(model, tokenizer, torch.device("cpu"), BatchRunner(batch_size)))
     extractor.run(encode_prompts(tokenizer, prompts), sink)
     return out
 
@@ -145,3 +147,56 @@ def test_streaming_keeps_memory_bounded(tmp_path, tiny_model, keep_batches):
     else:
         assert measured["growth"] < measured["total"] / 4, measured
         assert measured["rows_in_order"]
+
+
+GEMMA_STYLE = (
+    "{% for m in messages %}{{ '<start_of_turn>' + m['role'] + '\n' + m['content'] + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("template", [None, GEMMA_STYLE], ids=["chatml", "gemma-style"])
+def test_post_instruction_positions_are_the_template_tokens_after_the_text(tmp_path, tiny_model, template):
+    """The kept positions are exactly the tokens the template appends after the user's text, and their rows
+    are the block outputs there (checked against a plain forward pass of the whole formatted string)."""
+    import json
+
+    from refusal_directions.activations import read_positions
+    from refusal_directions.execution import ExecutionSettings
+    from refusal_directions.extraction import extract_activations
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    tokenizer = load_tokenizer(str(folder), None, SPEC)
+    if template:
+        tokenizer.chat_template = template
+        tokenizer.save_pretrained(folder)
+    suffix = "<|im_end|>\n<|im_start|>assistant\n" if template is None else "<end_of_turn>\n<start_of_turn>model\n"
+    spec = {**SPEC, "id": str(folder), "prompt_format": "chat", "system_prompt": None, "dtype": "float32",
+            "revision": None, "package": None, "gguf_file": None}  # fmt: skip
+    prompts = tmp_path / "harmful.jsonl"
+    texts = prompts_for(tokenizer, HARMFUL[:5])
+    prompts.write_text("".join(json.dumps({"id": f"h-{i}", "text": text}) + "\n" for i, text in enumerate(texts)))
+    out = tmp_path / "activations"
+    extract_activations(spec, {"harmful": str(prompts)}, {"harmful": str(tmp_path / "formatted.jsonl")}, str(out),
+                        None, "post_instruction", {"prefixes": ["I"], "token_ids": None},
+                        ExecutionSettings(batch_size=2, device="cpu"))  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    expected_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    assert manifest["post_instruction_tokens"] == [tokenizer.decode([t]) for t in expected_ids]
+    assert "".join(manifest["post_instruction_tokens"]) == suffix
+    model = load_model(str(folder), None, spec, torch.device("cpu"), torch.float32)
+    captured = {}
+    for index, block in enumerate(decoder_layers(model)):
+        block.register_forward_hook(
+            lambda m, i, o, index=index: captured.__setitem__(index, o[0] if isinstance(o, tuple) else o)
+        )
+    for row, text in enumerate(texts):
+        formatted = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                  add_generation_prompt=True)  # fmt: skip
+        with torch.no_grad():
+            model(**tokenizer(formatted, add_special_tokens=False, return_tensors="pt"))
+        for layer in (0, 2):
+            stored, _ = read_positions(out / f"layer_0{layer}.h5", "harmful")
+            expected = captured[layer][0, -len(expected_ids) :].numpy()
+            np.testing.assert_allclose(stored[row], expected, atol=1e-5)

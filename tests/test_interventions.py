@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from refusal_directions.batching import BatchRunner
-from refusal_directions.generation import generate
+from refusal_directions.forward import ModelRunner
 from refusal_directions.interventions import (
     ablate_at_layer,
     ablate_everywhere,
     add_at_layer,
     kl_divergence,
-    next_token_log_probs,
     random_like,
 )
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
@@ -100,24 +99,27 @@ def test_random_control_has_the_same_norm_and_differs(loaded, direction):
     assert np.abs(states[0][-1] @ direction).max() > 1e-3  # ablating another direction leaves this one
 
 
+def runner(loaded, batch_size):
+    model, tokenizer = loaded
+    return ModelRunner(model, tokenizer, "cpu", BatchRunner(batch_size))
+
+
 def test_kl_is_zero_without_change_and_positive_with_it(loaded, direction):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMLESS[:4])
-    base = next_token_log_probs(model, tokenizer.pad_token_id, texts, BatchRunner(4), "cpu")
-    np.testing.assert_allclose(
-        kl_divergence(base, next_token_log_probs(model, tokenizer.pad_token_id, texts, BatchRunner(2), "cpu")),
-        0,
-        atol=1e-6,
-    )
+    base = runner(loaded, 4).next_token_logits(texts)
+    np.testing.assert_allclose(kl_divergence(base, runner(loaded, 2).next_token_logits(texts)), 0, atol=1e-6)
     with add_at_layer(model, 5.0 * direction, 1):
-        changed = next_token_log_probs(model, tokenizer.pad_token_id, texts, BatchRunner(4), "cpu")
+        changed = runner(loaded, 4).next_token_logits(texts)
     assert (kl_divergence(base, changed) > 1e-4).all()
+    reference = (base.double().softmax(-1) * (base.double().log_softmax(-1) - changed.double().log_softmax(-1))).sum(-1)
+    np.testing.assert_allclose(kl_divergence(base, changed), reference.numpy(), rtol=1e-10)
 
 
 def test_batched_greedy_generation_matches_one_by_one(loaded):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMFUL[:3] + HARMLESS[:2])
-    batched = generate(model, tokenizer, texts, 6, BatchRunner(5), "cpu")
-    single = [generate(model, tokenizer, [text], 6, BatchRunner(1), "cpu")[0] for text in texts]
+    batched = runner(loaded, 5).generate(texts, 6)
+    single = [runner(loaded, 1).generate([text], 6)[0] for text in texts]
     assert batched == single
     assert all(isinstance(response, str) for response in batched)

@@ -15,20 +15,26 @@ pytestmark = pytest.mark.slow
 
 MODEL = "smollm2-135m-instruct"
 N_LAYERS = 30
-MODEL_JOBS = {"convert_model", "extract_activations", "generate_responses", "run_interventions"}
+MODEL_JOBS = {"convert_model", "extract_activations", "generate_responses", "run_interventions", "score_candidates",
+              "evaluate_direction"}  # fmt: skip
 TABLES = {"aggregate_layers": 1, "plot_directions": 1, "write_report": 1, "compare_models": 1, "all": 1}
 STATISTICS = {"layer_stats": N_LAYERS, **TABLES}
-# Extraction is a checkpoint: a dry run lists the jobs it can already see after it.
-EXTRACTION_AND_AFTER = {
-    "extract_activations": 1,
+INTERVALS = {"behaviour_analysis": 1, "summarize_interventions": 1, "summarize_evaluation": 1}
+SELECTION = {"score_candidates": 1, "select_direction": 1, "plot_selection": 1, "evaluate_direction": 1,
+             "summarize_evaluation": 1}  # fmt: skip
+READERS_OF_SPLITS = {
     "compute_directions": 1,
+    "compute_candidates": 1,
     "generate_responses": 1,
     "score_refusals": 1,
     "behaviour_analysis": 1,
     "run_interventions": 1,
     "summarize_interventions": 1,
+    **SELECTION,
     **TABLES,
 }
+# Extraction is a checkpoint: a dry run lists the jobs it can already see after it.
+EXTRACTION_AND_AFTER = {"extract_activations": 1, **READERS_OF_SPLITS}
 
 
 @pytest.fixture
@@ -77,9 +83,9 @@ def test_thresholds_rerun_only_the_tables(run, change):
     [
         ({"n_folds": 3}, {}),
         ({"n_permutations": 500}, {}),
-        ({"n_bootstrap": 300}, {"behaviour_analysis": 1}),
-        ({"ci_level": 0.9}, {"behaviour_analysis": 1}),
-        ({"stats_seed": 1}, {"behaviour_analysis": 1}),
+        ({"n_bootstrap": 300}, INTERVALS),
+        ({"ci_level": 0.9}, INTERVALS),
+        ({"stats_seed": 1}, INTERVALS),
     ],
     ids=lambda value: next(iter(value), "") if isinstance(value, dict) else "",
 )
@@ -94,28 +100,65 @@ def test_control_contrast_reruns_statistics_directions_and_their_readers(run):
     assert counts(jobs) == {
         **STATISTICS,
         "compute_directions": 1,  # the directions file holds the control's direction
-        "run_interventions": 1,
+        "run_interventions": 1,  # which the interventions and the evaluation use as a control
         "summarize_interventions": 1,
+        "evaluate_direction": 1,
+        "summarize_evaluation": 1,
         "behaviour_analysis": 1,
     }
+
+
+FIGURES = {"plot_directions": 1, "behaviour_analysis": 1, "summarize_interventions": 1, "plot_selection": 1,
+           "write_report": 1, "all": 1}  # fmt: skip
 
 
 def test_plot_dpi_reruns_figures_and_report_only(run):
     jobs = dry_run_after(run, lambda c: c.update(plot_dpi=90))
-    assert counts(jobs) == {
-        "plot_directions": 1,
-        "behaviour_analysis": 1,
-        "summarize_interventions": 1,
-        "write_report": 1,
-        "compare_models": 1,
-        "all": 1,
-    }
+    assert counts(jobs) == {**FIGURES, "compare_models": 1}
 
 
-@pytest.mark.parametrize("change", [{"n_samples": 12}, {"seed": 7}], ids=["n_samples", "seed"])
+def test_a_display_name_reruns_titles_only(run):
+    jobs = dry_run_after(run, lambda c: c["models"][0].update(name="SmolLM2 135M (Q4_1)"))
+    assert counts(jobs) == FIGURES  # no extraction: the name is not part of what a job computes
+
+
+@pytest.mark.parametrize("change", [{"seed": 7}, {"test": 50}], ids=["seed", "proportions"])
+def test_splits_rerun_everything_after_the_extraction_but_no_extraction(run, change):
+    jobs = dry_run_after(run, lambda c: c["splits"].update(change))
+    assert counts(jobs) == {"split_prompts": 1, "layer_stats": N_LAYERS, **READERS_OF_SPLITS}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda c: c.update(positions="post_instruction"), lambda c: c["refusal_score"].update(token_ids=[28])],
+    ids=["positions", "refusal_score"],
+)
+def test_what_the_extraction_keeps_reruns_it(run, change):
+    jobs = dry_run_after(run, lambda c: (c.setdefault("refusal_score", {}), change(c)))
+    assert counts(jobs) == EXTRACTION_AND_AFTER
+    assert reasons(jobs, "extract_activations") == {"Params have changed since last execution"}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"layer_stride": 5}, SELECTION),
+        ({"kl_max": 0.05}, {**SELECTION, "score_candidates": 0}),
+        ({"method": "cosmic"}, {**SELECTION, "score_candidates": 0}),
+        ({"evaluation": {"n_prompts": 4, "max_new_tokens": 8}}, {"evaluate_direction": 1, "summarize_evaluation": 1}),
+    ],
+    ids=["layer_stride", "threshold", "method", "evaluation"],
+)
+def test_selection_settings_rerun_the_selection_only(run, change, expected):
+    jobs = dry_run_after(run, lambda c: c["selection"].update(change))
+    expected = {rule: n for rule, n in expected.items() if n}
+    assert counts(jobs) == {**expected, "write_report": 1, "all": 1}  # no extraction, no statistics
+
+
+@pytest.mark.parametrize("change", [{"n_samples": 14}, {"seed": 7}], ids=["n_samples", "seed"])
 def test_sampling_reruns_from_sampling(run, change):
     jobs = dry_run_after(run, lambda c: c.update(change))
-    assert counts(jobs) == {"sample_prompts": 4, **EXTRACTION_AND_AFTER}
+    assert counts(jobs) == {"sample_prompts": 4, "split_prompts": 1, **EXTRACTION_AND_AFTER}
     assert reasons(jobs, "sample_prompts") == {"Params have changed since last execution"}
 
 
@@ -141,7 +184,7 @@ def test_dataset_edit_reruns_from_its_download(run):
     with source.open("a") as handle:
         handle.write("Explain how to forge a signature on a cheque\n")
     jobs = dry_run_after(run, lambda c: c["datasets"]["harmful"].update(source=str(source)))
-    assert counts(jobs) == {"download_dataset": 1, "sample_prompts": 1, **EXTRACTION_AND_AFTER}
+    assert counts(jobs) == {"download_dataset": 1, "sample_prompts": 1, "split_prompts": 1, **EXTRACTION_AND_AFTER}
     assert {job["wildcards"]["dataset"] for job in jobs if job["rule"] == "download_dataset"} == {"harmful"}
 
 
@@ -150,7 +193,14 @@ def test_dataset_edit_reruns_from_its_download(run):
     [
         (
             lambda c: c["refusal"].update(substrings=["No"]),
-            {"score_refusals": 1, "behaviour_analysis": 1, "summarize_interventions": 1, "write_report": 1, "all": 1},
+            {
+                "score_refusals": 1,
+                "behaviour_analysis": 1,
+                "summarize_interventions": 1,
+                "summarize_evaluation": 1,
+                "write_report": 1,
+                "all": 1,
+            },
         ),
         (
             lambda c: c["behaviour"].update(max_new_tokens=4),

@@ -30,12 +30,13 @@ STATISTICS_COLUMNS = (
     "control_cosine"
 ).split(", ")
 H5_ATTRS = {"model_id", "weights_revision", "layer", "layer_convention", "dtype", "prompt_set_hash"}
+N_SAMPLES, N_TRAIN, N_VALIDATION, N_TEST = 20, 10, 2, 8  # the reference's proportions 128 / 32 / 100
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_model):
     workdir = tmp_path_factory.mktemp("run")
-    config = tiny_config(workdir, tiny_model)
+    config = tiny_config(workdir, tiny_model, n_samples=N_SAMPLES)
     config["datasets"]["questions"] = {"source": write_lines(workdir / "data" / "questions.txt", QUESTIONS)}
     config["datasets"]["imperatives"] = dict(config["datasets"]["harmless"])
     config["control"] = {"a": "imperatives", "b": "questions"}
@@ -48,6 +49,7 @@ def finished_run(tmp_path_factory, tiny_model):
     }
     config["behaviour"] = {"enabled": True, "n_prompts": 6, "max_new_tokens": 4}
     config["interventions"] = {"enabled": True, "layers": [0, 2], "n_prompts": 4, "max_new_tokens": 4}
+    config["selection"] = {"enabled": True, "evaluation": {"n_prompts": 4, "max_new_tokens": 3}}
     run_workflow(workdir, config)
     return workdir, workdir / "results" / "tiny"
 
@@ -56,7 +58,7 @@ def test_prompt_files(finished_run):
     _, out = finished_run
     for name in ("harmful", "harmless"):
         rows = [json.loads(line) for line in (out / "prompts" / f"{name}.jsonl").read_text().splitlines()]
-        assert len(rows) == 12
+        assert len(rows) == N_SAMPLES
         for row in rows:
             assert set(row) == {"id", "text", "source", "formatted"} | ({"level"} if name == "harmful" else set())
             assert row["formatted"].endswith("<|im_start|>assistant\n") and row["text"] in row["formatted"]
@@ -72,16 +74,34 @@ def test_one_hdf5_file_and_one_stats_job_per_layer(finished_run):
             assert H5_ATTRS <= set(handle.attrs)
             assert handle.attrs["layer"] == layer and handle.attrs["dtype"] == "float32"
             for dataset in ("harmful", "harmless"):
-                assert handle[dataset].shape == (12, 32) and handle[dataset].dtype == np.float32
+                assert handle[dataset].shape == (N_SAMPLES, 32) and handle[dataset].dtype == np.float32
+
+
+def train_rows(workdir, name):
+    return json.loads((workdir / "results" / "splits.json").read_text())[name]["train"]["rows"]
+
+
+def test_splits_are_disjoint_seeded_and_shared_by_aligned_sets(finished_run):
+    workdir, _ = finished_run
+    splits = json.loads((workdir / "results" / "splits.json").read_text())
+    for name, parts in splits.items():
+        rows = [parts[split]["rows"] for split in ("train", "validation", "test")]
+        assert [len(r) for r in rows] == [N_TRAIN, N_VALIDATION, N_TEST]
+        assert sorted(sum(rows, [])) == list(range(N_SAMPLES))
+        assert parts["train"]["ids"][0].startswith(f"{name}-")
+    assert splits["imperatives"]["test"]["rows"] == splits["questions"]["test"]["rows"]  # pairs stay together
 
 
 def test_validation_table_recomputed_from_hdf5_with_scipy(finished_run):
-    _, out = finished_run
+    workdir, out = finished_run
     table = pd.read_csv(out / "validation_results.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    harmful_rows, harmless_rows = train_rows(workdir, "harmful"), train_rows(workdir, "harmless")
     for row in table.itertuples():
         with h5py.File(out / "activations" / f"layer_{row.layer:02d}.h5") as handle:
-            reference = scipy_layer_reference(handle["harmful"][...], handle["harmless"][...])
+            reference = scipy_layer_reference(
+                handle["harmful"][...][harmful_rows], handle["harmless"][...][harmless_rows]
+            )
         for column, expected in reference.items():
             assert getattr(row, column) == pytest.approx(expected, rel=1e-6), column
         assert row.log10_p == pytest.approx(np.log10(reference["p_value"]), rel=1e-6)
@@ -120,7 +140,9 @@ def test_layer_json_top10_summary(finished_run):
     assert list(top.columns) == list(table.columns)
     assert top["cohens_d"].abs().tolist() == sorted(table["cohens_d"].abs(), reverse=True)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_harmful"] == summary["n_harmless"] == 12 and summary["n_layers"] == 3
+    assert summary["n_harmful"] == summary["n_harmless"] == N_TRAIN and summary["n_layers"] == 3
+    assert summary["splits"] == {"train": N_TRAIN, "validation": N_VALIDATION, "test": N_TEST, "seed": 42,
+                                 "statistics_on": "train"}  # fmt: skip
     assert summary["valid_layers"] == table.loc[table["valid"], "layer"].tolist()
     assert summary["valid_seed_rule_layers"] == table.loc[table["valid_seed_rule"], "layer"].tolist()
     best = table.loc[table["cohens_d"].abs().idxmax()]
@@ -167,16 +189,28 @@ def test_rerun_is_a_no_op(finished_run):
 
 def test_behaviour_branch(finished_run):
     _, out = finished_run
+    workdir = out.parents[1]
     responses = [json.loads(line) for line in (out / "behaviour" / "responses.jsonl").read_text().splitlines()]
     assert len(responses) == 12 and {r["set"] for r in responses} == {"harmful", "harmless"}
+    splits = json.loads((workdir / "results" / "splits.json").read_text())
+    assert all(r["row"] in splits[r["set"]]["test"]["rows"] for r in responses)  # never a training prompt
     assert all({"id", "row", "text", "response"} <= set(r) for r in responses)
     refusals = pd.read_csv(out / "behaviour" / "refusals.csv")
-    assert len(refusals) == 12 and {"refused", "refused_substring", "evidence", "judge"} <= set(refusals.columns)
+    assert len(refusals) == 12
+    assert {"refused", "refused_text", "refused_score", "refusal_score", "agreement", "evidence"} <= set(refusals)
+    assert (refusals["refused"] == refusals["refused_text"] | refusals["refused_score"]).all()
     auroc = pd.read_csv(out / "behaviour" / "auroc_by_layer.csv")
-    assert len(auroc) == 6 and set(auroc["scope"]) == {"all prompts", "harmful prompts"}
-    for scope, part in auroc.groupby("scope"):
+    assert len(auroc) == 12 and set(auroc["scope"]) == {"all prompts", "harmful prompts"}
+    assert set(auroc["target"]) == {"response refused", "refusal score > 0"}
+    scores = pd.read_csv(out / "activations" / "refusal_scores.csv")
+    for (target, scope), part in auroc.groupby(["target", "scope"]):
         members = ["harmful"] if scope == "harmful prompts" else ["harmful", "harmless"]
-        refused = refusals.loc[refusals["set"].isin(members), "refused"]
+        if target == "response refused":
+            refused = refusals.loc[refusals["set"].isin(members), "refused"]
+        else:
+            test = [(name, row) for name in members for row in splits[name]["test"]["rows"]]
+            refused = scores.set_index(["set", "row"]).loc[test, "refusal_score"] > 0
+            assert (part["n"] == len(test)).all()
         assert part["auroc"].isna().all() == (refused.all() or not refused.any())
     levels = pd.read_csv(out / "behaviour" / "projection_by_level.csv")
     assert set(levels["level"]) == {"low", "medium", "high"} and len(levels) == 9  # 3 layers x 3 levels
@@ -192,7 +226,60 @@ def test_interventions_branch(finished_run):
                    "refusal_random_addition", "kl_ablation_all", "kl_random_ablation_all", "kl_addition"):  # fmt: skip
         assert sweep[column].notna().all(), column
     assert (sweep["kl_ablation_all"] >= 0).all() and (sweep["n_harmful"] == 4).all()
+    for column in ("refusal_control_ablation_all", "refusal_control_addition", "change_ablation_all_ci_low",
+                   "ablation_all_vs_random_ablation_all", "kl_control_ablation_all"):  # fmt: skip
+        assert sweep[column].notna().all(), column
     generations = (out / "interventions" / "generations.jsonl").read_text().splitlines()
-    assert len(generations) == 8 + 2 * 5 * 4  # baselines, then 5 conditions x 4 prompts per layer
+    assert len(generations) == 8 + 2 * 7 * 4  # baselines, then 7 conditions x 4 prompts per layer
+    assert all("refusal_score" in json.loads(line) for line in generations)
     assert (out / "interventions" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Interventions (Experiment 2)" in (out / "report.md").read_text()
+
+
+def test_refusal_scores_are_the_log_odds_of_the_refusal_tokens(finished_run):
+    """Recomputed by hand from the plain model's logits on the whole formatted string, batch 1."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, out = finished_run
+    manifest = json.loads((out / "activations" / "manifest.json").read_text())
+    model_dir = manifest["model_id"]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokens = manifest["refusal_token_ids"]
+    assert tokens and manifest["refusal_tokens"] == [tokenizer.decode([t]) for t in tokens]
+    scores = pd.read_csv(out / "activations" / "refusal_scores.csv").set_index(["set", "row"])["refusal_score"]
+    for name in ("harmful", "harmless"):
+        prompts = [json.loads(line) for line in (out / "prompts" / f"{name}.jsonl").read_text().splitlines()]
+        for row in (0, 7):
+            ids = tokenizer(prompts[row]["formatted"], add_special_tokens=False, return_tensors="pt")
+            with torch.no_grad():
+                probabilities = model(**ids).logits[0, -1].double().softmax(-1)
+            p = float(probabilities[tokens].sum())
+            assert scores[(name, row)] == pytest.approx(np.log(p) - np.log(1 - p), abs=2e-5)
+
+
+def test_selection_and_its_evaluation(finished_run):
+    workdir, out = finished_run
+    scores = pd.read_csv(out / "selection" / "scores.csv")
+    assert len(scores) == 3 and scores["selected"].sum() == 1  # 3 layers x the last position
+    assert {"layer", "position", "bypass", "induce", "kl", "cosmic_score", "filtered", "why"} <= set(scores)
+    selected = json.loads((out / "selection" / "selected_direction.json").read_text())
+    chosen = scores[scores["selected"]].iloc[0]
+    assert (selected["layer"], selected["position"]) == (chosen["layer"], chosen["position"])
+    assert selected["split"] == "validation" and selected["n_validation"] == {"harmful": 2, "harmless": 2}
+    direction = load_file(out / "selection" / "selected_direction.safetensors")["direction"]
+    differences = load_file(out / "directions.safetensors")["mean_differences"]
+    np.testing.assert_allclose(direction, differences[chosen["layer"]], rtol=1e-6)
+    evaluation = pd.read_csv(out / "selection" / "evaluation.csv").set_index("condition")
+    conditions = ("ablation", "random ablation", "control ablation", "addition", "random addition", "control addition")
+    assert set(evaluation.index) == {"baseline harmful", "baseline harmless", *conditions}
+    assert evaluation["refusal_rate_ci_low"].notna().all() and evaluation.loc["ablation", "vs_random_score"] == (
+        pytest.approx(
+            evaluation.loc["ablation", "mean_refusal_score"] - evaluation.loc["random ablation", "mean_refusal_score"]
+        )
+    )
+    labels = pd.read_csv(out / "selection" / "evaluation_labels.csv")
+    splits = json.loads((workdir / "results" / "splits.json").read_text())
+    assert all(row in splits[name]["test"]["rows"] for name, row in zip(labels["set"], labels["row"], strict=True))
+    assert "## The selected direction" in (out / "report.md").read_text()

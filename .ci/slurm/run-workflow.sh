@@ -87,10 +87,16 @@ slurm_args=(
     generate_responses:mem_mb=8000
     run_interventions:slurm_partition=gpu
     run_interventions:mem_mb=8000
+    score_candidates:slurm_partition=gpu
+    score_candidates:mem_mb=8000
+    evaluate_direction:slurm_partition=gpu
+    evaluate_direction:mem_mb=8000
     --set-threads
     extract_activations=2
     generate_responses=2
     run_interventions=2
+    score_candidates=2
+    evaluate_direction=2
     # The sbatch command lines are logged only at debug level.
     --verbose
 )
@@ -198,7 +204,7 @@ if jobcomp.exists():
           + (f"; not: {bad}" if bad else ""))
 
 print("(2) the jobs that run the model were submitted with --gpus=1 to the gpu partition")
-model_rules = ("extract_activations", "generate_responses", "run_interventions")
+model_rules = ("extract_activations", "generate_responses", "run_interventions", "score_candidates", "evaluate_direction")
 model_jobs = [j for j, rule in remote.items() if rule in model_rules]
 check(sum(remote[j] == "extract_activations" for j in model_jobs) == 1,
       f"one extract_activations job; model jobs {sorted(remote[j] for j in model_jobs)} (SLURM jobs "

@@ -1,4 +1,4 @@
-"""Does the projection on a layer's direction predict refusal? AUROC and point-biserial correlation."""
+"""Does the projection on a layer's direction predict refusal? AUROC and correlation, on test-split prompts."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pandas as pd
 from safetensors.numpy import load_file
 from scipy.stats import rankdata
 
-from .activations import layer_files, read_layer
+from .activations import layer_files, read_layer, read_refusal_scores
 from .jsonio import read_jsonl
 from .plotting import auroc_figure
 from .resampling import percentile_interval
+from .splits import read_split
 
 log = logging.getLogger(__name__)
 
@@ -47,87 +48,113 @@ def auroc(scores: np.ndarray, refused: np.ndarray) -> float:
     return float((ranks[refused].sum() - n_refused * (n_refused + 1) / 2) / (n_refused * n_complied))
 
 
-def point_biserial(scores: np.ndarray, refused: np.ndarray) -> float:
-    """Pearson correlation between the score and the 0/1 refusal label; NaN when either is constant."""
-    if refused.all() or not refused.any() or np.ptp(scores) == 0:
+def correlation(projections: np.ndarray, values: np.ndarray) -> float:
+    """Pearson correlation of the projection with a refusal measure (the 0/1 label: point-biserial r; the
+    refusal score); NaN when either is constant."""
+    values = np.asarray(values, dtype=float)
+    if np.ptp(projections) == 0 or np.ptp(values) == 0:
         return math.nan
-    return float(np.corrcoef(scores, refused.astype(float))[0, 1])
+    return float(np.corrcoef(projections, values)[0, 1])
 
 
-def bootstrap_interval(statistic, scores: np.ndarray, refused: np.ndarray, n_bootstrap: int, level: float,
+def bootstrap_interval(statistic, refused: np.ndarray, n_bootstrap: int, level: float,
                        seed: int) -> tuple[float, float]:  # fmt: skip
-    """Percentile interval of ``statistic`` over resamples drawn within each outcome (both stay present)."""
+    """Percentile interval of ``statistic(rows)`` over resamples of the rows drawn within each outcome
+    (refused or not), so both outcomes stay present."""
     rng = np.random.default_rng([seed, BOOTSTRAP_STREAM])
     groups = [np.flatnonzero(refused), np.flatnonzero(~refused)]
     if any(len(group) == 0 for group in groups):
         return math.nan, math.nan
     values = np.empty(n_bootstrap)
     for draw in range(n_bootstrap):
-        rows = np.concatenate([rng.choice(group, size=len(group)) for group in groups])
-        values[draw] = statistic(scores[rows], refused[rows])
+        values[draw] = statistic(np.concatenate([rng.choice(group, size=len(group)) for group in groups]))
     return percentile_interval(values, level)
 
 
-def prediction_row(scores: np.ndarray, refused: np.ndarray, n_bootstrap: int, level: float, seed: int) -> dict:
-    """AUROC and point-biserial r of ``scores`` for ``refused``, each with its bootstrap interval."""
-    auc_low, auc_high = bootstrap_interval(auroc, scores, refused, n_bootstrap, level, seed)
-    r_low, r_high = bootstrap_interval(point_biserial, scores, refused, n_bootstrap, level, seed)
+def prediction_row(projections: np.ndarray, refused: np.ndarray, values: np.ndarray, n_bootstrap: int, level: float,
+                   seed: int) -> dict:  # fmt: skip
+    """AUROC of the projections for ``refused`` and their correlation r with ``values`` (the label itself,
+    or the refusal score), each with its bootstrap interval."""
+    auc_low, auc_high = bootstrap_interval(lambda rows: auroc(projections[rows], refused[rows]), refused, n_bootstrap,
+                                           level, seed)  # fmt: skip
+    r_low, r_high = bootstrap_interval(lambda rows: correlation(projections[rows], values[rows]), refused,
+                                       n_bootstrap, level, seed)  # fmt: skip
     return {
         "n": len(refused),
         "n_refused": int(refused.sum()),
-        "auroc": auroc(scores, refused),
+        "auroc": auroc(projections, refused),
         "auroc_ci_low": auc_low,
         "auroc_ci_high": auc_high,
-        "point_biserial_r": point_biserial(scores, refused),
+        "r": correlation(projections, values),
         "r_ci_low": r_low,
         "r_ci_high": r_high,
     }
 
 
-SCOPES = {"all prompts": ("harmful", "harmless"), "harmful prompts": ("harmful",)}
+# Targets: what counts as a refusal, and what the projection is correlated with.
+RESPONSES = "response refused"  # the generated subset; r: point-biserial with the label
+SCORES = "refusal score > 0"  # every test prompt; r: Pearson with the refusal score itself
+SCOPES = {"harmful prompts": ("harmful",), "all prompts": ("harmful", "harmless")}
 
 
-def prediction_table(labels: pd.DataFrame, paths: list[Path], units: np.ndarray, n_bootstrap: int, level: float,
-                     seed: int) -> pd.DataFrame:  # fmt: skip
+def prediction_table(cases: dict[str, pd.DataFrame], paths: list[Path], units: np.ndarray, n_bootstrap: int,
+                     level: float, seed: int) -> pd.DataFrame:  # fmt: skip
+    """Per layer, target and scope: how well the projection of a test prompt on the layer's direction
+    predicts refusal. ``cases[target]``: rows ``set``, ``row`` (in the activation files), ``refused`` and
+    ``value`` (what r correlates with)."""
     rows = []
     for layer, path in enumerate(paths):
         groups, _ = read_layer(path, ("harmful", "harmless"))
-        # Each labelled response's prompt, projected on this layer's direction.
-        scores = np.array([groups[s][r] @ units[layer] for s, r in zip(labels["set"], labels["row"], strict=True)])
-        refused = labels["refused"].to_numpy(bool)
-        for scope, members in SCOPES.items():
-            keep = labels["set"].isin(members).to_numpy()
-            row = prediction_row(scores[keep], refused[keep], n_bootstrap, level, seed)
-            rows.append({"layer": layer, "scope": scope, **row, "reason": scarcity_reason(refused[keep])})
+        for target, table in cases.items():
+            sets, prompt_rows = table["set"].to_numpy(), table["row"].to_numpy()
+            projections = np.array([groups[s][r] @ units[layer] for s, r in zip(sets, prompt_rows, strict=True)])
+            refused, values = table["refused"].to_numpy(bool), table["value"].to_numpy(float)
+            for scope, members in SCOPES.items():
+                keep = np.isin(sets, members)
+                row = prediction_row(projections[keep], refused[keep], values[keep], n_bootstrap, level, seed)
+                rows.append({"layer": layer, "target": target, "scope": scope, **row,
+                             "reason": scarcity_reason(refused[keep])})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def level_table(prompt_files: dict[str, str], paths: list[Path], units: np.ndarray) -> pd.DataFrame:
-    """Mean projection of every sampled prompt by its harm level (datasets with a level column only)."""
+def level_table(prompt_files: dict[str, str], test_rows: dict[str, np.ndarray], paths: list[Path],
+                units: np.ndarray) -> pd.DataFrame:  # fmt: skip
+    """Mean projection of every test prompt by its harm level (datasets with a level column only)."""
     rows = []
     for set_name, prompt_file in prompt_files.items():
-        levels = pd.Series([record.get("level") for record in read_jsonl(prompt_file)])
+        records = read_jsonl(prompt_file)
+        levels = pd.Series([records[row].get("level") for row in test_rows[set_name]])
         if levels.isna().all():
             continue
         for layer, path in enumerate(paths):
             groups, _ = read_layer(path, (set_name,))
-            projections = pd.Series(groups[set_name] @ units[layer])
+            projections = pd.Series(groups[set_name][test_rows[set_name]] @ units[layer])
             for level_value, part in projections.groupby(levels):
                 rows.append({"layer": layer, "set": set_name, "level": level_value, "n": len(part),
                              "mean_projection": part.mean(), "sd_projection": part.std()})  # fmt: skip
     return pd.DataFrame(rows, columns=["layer", "set", "level", "n", "mean_projection", "sd_projection"])
 
 
-def write_behaviour_analysis(refusals_csv: str, directions: str, manifest: str, prompt_files: dict[str, str],
-                             outputs: dict, statistics: dict, title: str, dpi: int) -> None:  # fmt: skip
-    """Experiment 1: per layer, how well the projection on the direction predicts refusal (auroc_by_layer.csv
-    and .png); Experiment 1a: mean projection by harm level (projection_by_level.csv)."""
+def write_behaviour_analysis(refusals_csv: str, directions: str, manifest: str, splits: str,
+                             prompt_files: dict[str, str], outputs: dict, statistics: dict, title: str,
+                             dpi: int) -> None:  # fmt: skip
+    """Experiment 1, on test-split prompts only (outside the directions' training split): per layer, how
+    well the projection on the direction predicts refusal, judged from the responses and by the refusal
+    score (auroc_by_layer.csv and .png); Experiment 1a: mean projection by harm level
+    (projection_by_level.csv)."""
     labels = pd.read_csv(refusals_csv)
+    test_rows = {name: read_split(splits, name, "test") for name in prompt_files}
+    scores = read_refusal_scores(manifest)
+    scores = pd.concat([scores[(scores["set"] == name) & scores["row"].isin(rows)] for name, rows in test_rows.items()])
+    cases = {
+        RESPONSES: labels.assign(value=labels["refused"].astype(float)),
+        SCORES: scores.assign(refused=scores["refusal_score"] > 0, value=scores["refusal_score"]),
+    }
     units = load_file(directions)["unit_directions"].astype(np.float64)
     paths = layer_files(manifest)
     n_bootstrap, level, seed = statistics["n_bootstrap"], statistics["ci_level"], statistics["seed"]
-    table = prediction_table(labels, paths, units, n_bootstrap, level, seed)
+    table = prediction_table(cases, paths, units, n_bootstrap, level, seed)
     table.to_csv(outputs["auroc"], index=False)
     auroc_figure(table, title, statistics["ci_level"]).savefig(outputs["figure"], dpi=dpi)
-    level_table(prompt_files, paths, units).to_csv(outputs["levels"], index=False)
+    level_table(prompt_files, test_rows, paths, units).to_csv(outputs["levels"], index=False)
     log.info("refusals: %d of %d responses", int(labels["refused"].sum()), len(labels))

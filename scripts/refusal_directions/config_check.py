@@ -10,7 +10,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .errors import UserError
 from .hub import HUB_SCHEME
+from .splits import check_splits
 from .workflow_helpers import package_dir
 
 
@@ -101,6 +103,7 @@ def _check_cross_references(config: dict) -> None:
         raise ConfigError(f"config key 'models': slug {duplicates[0]!r} is used by more than one model")
     for index, model in enumerate(config["models"]):
         _check_model_files(model, f"models[{index}]")
+    _check_splits(config)
     for name, dataset in config["datasets"].items():
         source = dataset["source"]
         if not source.startswith(HUB_SCHEME) and not Path(source).is_file():
@@ -111,6 +114,19 @@ def _check_cross_references(config: dict) -> None:
             raise ConfigError(
                 f"config key 'datasets.{name}.encoding': unknown encoding {dataset['encoding']!r}"
             ) from None
+
+
+def _check_splits(config: dict) -> None:
+    needs = {}
+    if config["selection"]["enabled"]:
+        needs.update(validation="selection", test="the evaluation of the selected direction")
+    if config["behaviour"]["enabled"] or config["interventions"]["enabled"]:
+        needs["test"] = "the behaviour and intervention experiments"
+    for name in ("harmful", "harmless"):
+        try:
+            check_splits(config["datasets"][name]["n_samples"] or config["n_samples"], config["splits"], needs)
+        except UserError as error:
+            raise ConfigError(f"config key 'splits': {name}: {error}".replace("splits: ", "", 1)) from None
 
 
 def _check_model_files(model: dict, where: str) -> None:

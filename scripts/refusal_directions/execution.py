@@ -1,5 +1,5 @@
 """How a model job runs, as opposed to what it computes: batch size, token budget, device, device map,
-threads, and the prompt-length guard.
+prefix cache, threads, and the prompt-length guard.
 
 These settings reach the jobs as Snakemake resources, never as params, so changing them reruns nothing
 (config/README.md). This class is the one place that reads them from the config, turns them into resources
@@ -23,6 +23,8 @@ class ExecutionSettings:
     max_batch_tokens: int | str = "auto"  # auto: sized when the model is loaded (batching.token_budget)
     device: str = "auto"
     device_map: str | None = None
+    # auto: the prompt prefix a pass shares runs once (forward.ModelRunner); off: every prompt whole.
+    prefix_cache: str = "auto"
     # A guard, not a result: the longest prompt the job may feed (None: the model's context length).
     max_prompt_tokens: int | None = None
     threads: int = 1
@@ -36,7 +38,7 @@ class ExecutionSettings:
     def from_config(cls, config: dict) -> ExecutionSettings:
         return cls(
             config["batch_size"], config["max_batch_tokens"], config["device"], config["device_map"],
-            config["max_prompt_tokens"],
+            "off" if config["prefix_cache"] in ("off", False) else "auto", config["max_prompt_tokens"],
         )  # fmt: skip
 
     def resources(self) -> dict[str, int | str]:
@@ -45,6 +47,7 @@ class ExecutionSettings:
             "max_batch_tokens": self.max_batch_tokens,
             "torch_device": self.device,
             "device_map": self.device_map or NO_DEVICE_MAP,
+            "prefix_cache": self.prefix_cache,
             "max_prompt_tokens": self.max_prompt_tokens or CONTEXT_LENGTH,
         }
 
@@ -57,6 +60,7 @@ class ExecutionSettings:
             max_batch_tokens=resources.max_batch_tokens,
             device=resources.torch_device,
             device_map=None if device_map == NO_DEVICE_MAP else device_map,
+            prefix_cache=resources.prefix_cache,
             max_prompt_tokens=resources.max_prompt_tokens or None,
             threads=threads,
         )

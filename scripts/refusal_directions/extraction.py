@@ -5,77 +5,45 @@ from __future__ import annotations
 import hashlib
 import logging
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
-import torch
+import pandas as pd
 
-from .activations import ActivationWriter, write_manifest
-from .batching import BatchRunner, left_padded
+from .activations import REFUSAL_SCORES, ActivationWriter, write_manifest, write_whole
 from .chat_format import PromptFormat, formatted_prompt_sets
 from .errors import UserError
 from .execution import ExecutionSettings
+from .forward import ModelRunner, PositionRecorder
 from .jsonio import write_jsonl
 from .modeling import context_length, decoder_layers, load_job_model, load_tokenizer, model_location, weights_revision
 from .progress import Progress
+from .refusal_score import refusal_scores, refusal_token_ids
 
 log = logging.getLogger(__name__)
-
-
-class LastTokenRecorder:
-    """Forward hooks that keep only the last position of each block's output (no full hidden states)."""
-
-    def __init__(self, model):
-        self.captured: list[torch.Tensor | None] = []
-        self.handles = []
-        for index, block in enumerate(decoder_layers(model)):
-            self.captured.append(None)
-            self.handles.append(block.register_forward_hook(self._hook(index)))
-
-    def _hook(self, index: int):
-        def keep_last_token(_module, _inputs, output):
-            hidden = output[0] if isinstance(output, tuple) else output
-            # A copy, not a view: a view would keep the block's whole [batch, seq, d] output alive.
-            self.captured[index] = hidden[:, -1, :].to(torch.float32, copy=True)
-
-        return keep_last_token
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
+# The main contrast's sets: the only ones whose post-instruction positions are kept.
+MAIN_SETS = ("harmful", "harmless")
 
 
 class Extractor:
-    """Runs a model over tokenized prompts and hands each batch's per-layer last-token rows to ``sink``.
+    """Runs a model over tokenized prompts and hands each batch's rows to ``sink(indices, per_layer,
+    scores)``: the batch's positions in the prompt list, one float32 array [batch, n_positions, d_model]
+    per layer (the last position last), and each prompt's refusal score (None without refusal tokens)."""
 
-    ``sink(indices, per_layer)`` receives the batch's positions in the prompt list and one float32 array
-    [batch, d_model] per layer. Batches are bounded by ``runner`` (batching.BatchRunner).
-    """
-
-    def __init__(self, model, pad_id: int, device, runner: BatchRunner):
-        self.model = model
-        self.pad_id = pad_id
-        self.device = device
+    def __init__(self, runner: ModelRunner, n_positions: int = 1, refusal_tokens: list[int] | None = None):
         self.runner = runner
-        # The LM head is never needed: run the base model only.
-        self.body = getattr(model, model.base_model_prefix, model)
-
-    def _forward(self, token_ids: list[list[int]], recorder: LastTokenRecorder) -> list[np.ndarray]:
-        batch = left_padded(token_ids, self.pad_id, self.device)
-        with torch.inference_mode():
-            self.body(**batch, use_cache=False)
-        rows = [captured.cpu().numpy() for captured in recorder.captured]
-        if not all(np.isfinite(values).all() for values in rows):
-            raise UserError("the model produced NaN or inf activations; try dtype: float32 in the model's config entry")
-        return rows
+        self.n_positions = n_positions
+        self.refusal_tokens = refusal_tokens
 
     def run(self, token_ids: list[list[int]], sink, progress: Progress | None = None) -> None:
-        recorder = LastTokenRecorder(self.model)
+        recorder = PositionRecorder(self.runner.model, self.n_positions)
 
-        def process(indices):
-            sink(indices, self._forward([token_ids[i] for i in indices], recorder))
+        def handle(indices, logits):
+            scores = refusal_scores(logits, self.refusal_tokens) if self.refusal_tokens else None
+            sink(indices, recorder.rows(), scores)
 
         try:
-            self.runner.run([len(ids) for ids in token_ids], process, progress)
+            self.runner.each_batch(token_ids, handle, progress, keep=self.n_positions)
         finally:
             recorder.remove()
 
@@ -109,14 +77,19 @@ def extract_activations(
     formatted_outputs: dict[str, str],
     activations_dir: str,
     converted_dir: str | None,
+    positions: str,
+    refusal: dict,
     execution: ExecutionSettings,
 ) -> None:
-    """Format the sampled prompts with the model's chat template and record every layer's last-token state:
-    one HDF5 file per layer, the formatted prompts, and a manifest with each layer file's sha256. Prompt
-    lengths are checked before the model is loaded."""
+    """Format the sampled prompts with the model's chat template and record every layer's residual stream
+    at the last token (and, with ``positions: post_instruction``, at every template token after the user's
+    text) and each prompt's refusal score: one HDF5 file per layer, refusal_scores.csv, the formatted
+    prompts, and a manifest with each file's sha256. Prompt lengths are checked before the model loads."""
     location, gguf_file = model_location(spec, converted_dir)
     tokenizer = load_tokenizer(location, gguf_file, spec)
     prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
+    position_tokens = post_instruction_tokens(prompt_format, positions)
+    refusal_tokens = refusal_token_ids(tokenizer, refusal["prefixes"], refusal["token_ids"])
     sets = formatted_prompt_sets(prompt_format, prompt_files)
     # A prompt in several sets (e.g. the harmless set and the control's imperatives) runs once.
     destinations: dict[str, list[tuple[str, int]]] = {}
@@ -146,26 +119,33 @@ def extract_activations(
     }
     set_attrs = {name: {"prompt_hash": digest} for name, digest in hashes.items()}
     writer = ActivationWriter(
-        activations_dir, n_layers, d_model, {name: len(records) for name, records in sets.items()}, attrs, set_attrs
-    )
+        activations_dir, n_layers, d_model, {name: len(records) for name, records in sets.items()}, attrs, set_attrs,
+        positions=position_tokens if positions == "post_instruction" else None, position_sets=MAIN_SETS,
+    )  # fmt: skip
+    scores = {name: np.full(len(records), np.nan) for name, records in sets.items()}
 
-    def write_batch(indices, per_layer):
+    def write_batch(indices, per_layer, batch_scores):
         by_set: dict[str, tuple[list[int], list[int]]] = {}
         for position, index in enumerate(indices):
             for name, row in destinations[texts[index]]:
                 by_set.setdefault(name, ([], []))
                 by_set[name][0].append(row)
                 by_set[name][1].append(position)
-        for name, (rows, positions) in by_set.items():
-            writer.write(name, np.array(rows), [values[positions] for values in per_layer])
+        for name, (rows, batch_positions) in by_set.items():
+            writer.write(name, np.array(rows), [values[batch_positions] for values in per_layer])
+            scores[name][rows] = batch_scores[batch_positions]
 
-    runner = BatchRunner.for_job(execution, model, input_device)
-    extractor = Extractor(model, tokenizer.pad_token_id, input_device, runner)
+    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
+    extractor = Extractor(runner, len(position_tokens), refusal_tokens)
     try:
         extractor.run([encoded[text] for text in texts], write_batch, Progress("extraction", len(texts)))
     finally:
         writer.close()
-    layer_sha256 = writer.commit()
+    sha256 = writer.commit()
+    sha256[REFUSAL_SCORES] = write_whole(
+        Path(activations_dir, REFUSAL_SCORES),
+        lambda path: refusal_score_table(sets, scores).to_csv(path, index=False, float_format="%.6f"),
+    )
     write_manifest(
         activations_dir,
         {
@@ -174,12 +154,41 @@ def extract_activations(
             "d_model": d_model,
             "sets": {name: len(records) for name, records in sets.items()},
             "set_hashes": hashes,
-            "layer_files": sorted(layer_sha256),
-            "layer_sha256": layer_sha256,
+            "layer_files": sorted(name for name in sha256 if name.endswith(".h5")),
+            "positions": positions,
+            "post_instruction_tokens": position_tokens,
+            "refusal_token_ids": refusal_tokens,
+            "refusal_tokens": [tokenizer.decode([token]) for token in refusal_tokens],
+            "sha256": sha256,
             "package_versions": {p: version(p) for p in ("torch", "transformers", "tokenizers", "h5py")},
         },
     )
     log.info(
-        "wrote %d layers x %d distinct prompts to %s (final batch limits: %d prompts, %d tokens)",
-        n_layers, len(texts), activations_dir, runner.max_prompts, runner.max_tokens,
+        "wrote %d layers x %d distinct prompts x %d position(s) to %s (final batch limits: %d prompts, %d tokens)",
+        n_layers, len(texts), len(position_tokens), activations_dir, runner.batches.max_prompts,
+        runner.batches.max_tokens,
     )  # fmt: skip
+
+
+def post_instruction_tokens(prompt_format: PromptFormat, positions: str) -> list[str]:
+    """The tokens whose activations are kept, decoded: the template tokens after the user's text with
+    ``positions: post_instruction``, else the last token only."""
+    if positions == "last":
+        return ["(last token)"]
+    if not prompt_format.suffix_ids:
+        raise UserError(
+            "positions: post_instruction needs a chat template that adds tokens after the user's text; "
+            "this model's prompt_format is raw"
+        )
+    return [prompt_format.tokenizer.decode([token]) for token in prompt_format.suffix_ids]
+
+
+def refusal_score_table(sets: dict[str, list[dict]], scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per prompt of every set: set, row, id, refusal_score."""
+    return pd.DataFrame(
+        [
+            {"set": name, "row": row, "id": record["id"], "refusal_score": scores[name][row]}
+            for name, records in sets.items()
+            for row, record in enumerate(records)
+        ]  # fmt: skip
+    )

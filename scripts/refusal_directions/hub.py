@@ -44,19 +44,3 @@ def cache_only_unless_reachable() -> None:
     for module, attribute in (("huggingface_hub.constants", "HF_HUB_OFFLINE"), ("datasets.config", "HF_HUB_OFFLINE")):
         if module in sys.modules:
             setattr(sys.modules[module], attribute, True)
-
-
-def load_hub_dataset(name: str, spec: dict) -> list[dict]:
-    """The rows of one split of a Hub dataset (from the cache when the Hub cannot be reached)."""
-    from .errors import UserError
-
-    cache_only_unless_reachable()
-    import datasets
-
-    try:
-        table = datasets.load_dataset(name, spec.get("subset"), split=spec["split"], revision=spec.get("revision"))
-    except Exception as error:  # the library raises many types for "not reachable / not cached"
-        raise UserError(
-            f"cannot load Hub dataset '{name}' (split {spec['split']}): {type(error).__name__}; {OFFLINE_HINT}"
-        ) from error
-    return table.to_list()

@@ -2,7 +2,7 @@
 
 Snakemake notices a changed file by its modification time only: a layer file truncated or edited with its
 old mtime kept would feed stale or broken numbers into every later step. Standard library only: the
-workflow definition runs ``damaged_layer_files`` before any job.
+workflow definition runs ``damaged_files`` before any job.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ def read_manifest(folder: str | Path) -> dict:
     return json.loads(Path(folder, MANIFEST).read_text())
 
 
-def damaged_layer_files(folder: str | Path) -> list[str]:
-    """What is wrong with an extraction's folder: the layer files that are missing or differ from their
-    recorded sha256, or the manifest itself when it is missing (the manifest is written last, so a folder
-    without one was never finished); empty when the folder is whole or does not exist."""
+def damaged_files(folder: str | Path) -> list[str]:
+    """What is wrong with an extraction's folder: the files (layers, refusal scores) that are missing or
+    differ from their recorded sha256, or the manifest itself when it is missing (the manifest is written
+    last, so a folder without one was never finished); empty when the folder is whole or does not exist."""
     if not Path(folder).is_dir():
         return []
     if not Path(folder, MANIFEST).is_file():
         return [MANIFEST]
-    recorded = read_manifest(folder).get("layer_sha256", {})
+    recorded = read_manifest(folder).get("sha256", {})
     return [
         name
         for name, digest in sorted(recorded.items())
@@ -44,11 +44,11 @@ def damaged_layer_files(folder: str | Path) -> list[str]:
     ]
 
 
-def verify_layer_file(path: str | Path) -> None:
+def verify_file(path: str | Path) -> None:
     """Raise a UserError unless ``path`` is the file its extraction wrote (checked against the manifest
     beside it)."""
     path = Path(path)
-    digest = read_manifest(path.parent).get("layer_sha256", {}).get(path.name)
+    digest = read_manifest(path.parent).get("sha256", {}).get(path.name)
     if digest is None or not path.is_file() or file_sha256(path) != digest:
         raise UserError(
             f"{path} does not match the sha256 recorded in {path.parent / MANIFEST} (missing, truncated or changed "

@@ -1,6 +1,7 @@
-"""Experiment 2: per layer, ablate the direction (everywhere, and at that layer only) on harmful prompts,
-add it on harmless prompts, and do the same with a random direction of the same norm; record the
-responses and the next-token KL divergence on harmless prompts."""
+"""Experiment 2: per layer, on test-split prompts, ablate the direction (everywhere, and at that layer only)
+on harmful prompts and add it on harmless prompts; do the same with two controls of the same strength, a
+random direction and the control contrast's direction (wording, not harm); record the responses and the
+next-token KL divergence on harmless prompts."""
 
 from __future__ import annotations
 
@@ -9,92 +10,102 @@ from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
+import torch
 from safetensors.numpy import load_file
 
-from .batching import BatchRunner
 from .chat_format import PromptFormat
 from .errors import UserError
 from .execution import ExecutionSettings
-from .generation import generate
-from .interventions import (
-    ablate_at_layer,
-    ablate_everywhere,
-    add_at_layer,
-    kl_divergence,
-    next_token_log_probs,
-    random_like,
-)
-from .jsonio import write_jsonl
+from .forward import ModelRunner
+from .interventions import ablate_at_layer, ablate_everywhere, add_at_layer, kl_divergence, random_like, same_norm
+from .jsonio import read_json, write_jsonl
 from .modeling import decoder_layers, load_for_job
 from .progress import Progress
+from .refusal_score import refusal_scores
 from .sampling import prompt_subsets
+from .splits import read_split
 
 log = logging.getLogger(__name__)
 
 
-def conditions(model, layer: int, unit: np.ndarray, difference: np.ndarray, seed: int) -> dict:
-    """Each condition: the prompt set it runs on and the hooks that make it (entered when used)."""
-    random_unit = random_like(unit, seed + layer)
+def conditions(model, layer: int, directions: dict[str, np.ndarray], seed: int) -> dict:
+    """Each condition: the prompt set it runs on and the hooks that make it (entered when used).
+    ``directions``: the layer's ``unit`` direction and raw ``difference``, and the control contrast's raw
+    ``control`` difference when there is one."""
+    unit, difference = directions["unit"], directions["difference"]
     random_difference = random_like(difference, seed + layer)
-    return {
+    made = {
         "ablation_all": ("harmful", lambda: ablate_everywhere(model, unit)),
         "ablation_layer": ("harmful", lambda: ablate_at_layer(model, unit, layer)),
-        "random_ablation_all": ("harmful", lambda: ablate_everywhere(model, random_unit)),
+        "random_ablation_all": ("harmful", lambda: ablate_everywhere(model, random_difference)),
         "addition": ("harmless", lambda: add_at_layer(model, difference, layer)),
         "random_addition": ("harmless", lambda: add_at_layer(model, random_difference, layer)),
     }
+    if "control" in directions:
+        control = same_norm(directions["control"], difference)
+        made["control_ablation_all"] = ("harmful", lambda: ablate_everywhere(model, control))
+        made["control_addition"] = ("harmless", lambda: add_at_layer(model, control, layer))
+    return made
 
 
 def run_intervention_sweep(
-    spec: dict, prompt_files: dict[str, str], directions: str, outputs: dict, converted_dir: str | None,
-    settings: dict, execution: ExecutionSettings,
+    spec: dict, prompt_files: dict[str, str], splits: str, directions: str, manifest: str, outputs: dict,
+    converted_dir: str | None, settings: dict, execution: ExecutionSettings,
 ) -> None:  # fmt: skip
-    """generations.jsonl (every response per layer and condition) and kl.csv (next-token KL on harmless
-    prompts per layer and condition)."""
+    """generations.jsonl (every response per layer and condition, with the prompt's refusal score under the
+    same condition) and kl.csv (next-token KL on harmless prompts per layer and condition)."""
     model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
     prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
-    runner = BatchRunner.for_job(execution, model, input_device)
-    tensors = load_file(directions)
-    units, differences = tensors["unit_directions"].astype(np.float64), tensors["mean_differences"].astype(np.float64)
+    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
+    tensors = {name: values.astype(np.float64) for name, values in load_file(directions).items()}
     n_layers = len(decoder_layers(model))
     layers = settings["layers"] if settings["layers"] is not None else list(range(n_layers))
     if max(layers) >= n_layers:
         raise UserError(
             f"interventions.layers has layer {max(layers)} but the model has {n_layers} layers (0-{n_layers - 1})"
         )
-    subsets = prompt_subsets(prompt_files, settings["n_prompts"], settings["seed"])
+    test_rows = {name: read_split(splits, name, "test") for name in prompt_files}
+    subsets = prompt_subsets(prompt_files, test_rows, settings["n_prompts"], settings["seed"])
     token_ids = {name: [prompt_format.encode(r["text"]) for r in records] for name, records in subsets.items()}
 
-    def respond(name: str, layer, condition: str, context) -> list[dict]:
-        progress = Progress(f"layer {layer} {condition} ({name}): generation", len(token_ids[name]))
-        with context:
-            responses = generate(
-                model, tokenizer, token_ids[name], settings["max_new_tokens"], runner, input_device, progress=progress
-            )
-        return [
+    refusal_tokens = read_json(manifest)["refusal_token_ids"]
+
+    def run(name: str, layer, condition: str, make_hooks) -> tuple[list[dict], torch.Tensor | None]:
+        """Under one condition: each prompt's response and refusal score, and the harmless prompts'
+        next-token logits (for the KL; not for ablation at one layer)."""
+        ids, label = token_ids[name], f"layer {layer} {condition} ({name})"
+        with make_hooks():
+            logits = runner.next_token_logits(ids, Progress(f"{label}: refusal score", len(ids)))
+            generating = Progress(f"{label}: generation", len(ids))
+            responses = runner.generate(ids, settings["max_new_tokens"], progress=generating)
+            if name == "harmless":
+                harmless = logits
+            elif condition != "ablation_layer":
+                progress = Progress(f"{label}: next-token distribution, harmless prompts", len(subsets["harmless"]))
+                harmless = runner.next_token_logits(token_ids["harmless"], progress)
+            else:
+                harmless = None
+        scores = refusal_scores(logits, refusal_tokens)
+        records = [
             {"layer": layer, "condition": condition, "set": name, "id": r["id"], "row": r["row"], "text": r["text"],
-             "response": response}
-            for r, response in zip(subsets[name], responses, strict=True)
+             "response": response, "refusal_score": float(score)}
+            for r, response, score in zip(subsets[name], responses, scores, strict=True)
         ]  # fmt: skip
+        return records, harmless
 
-    def harmless_log_probs(layer, condition: str, context):
-        harmless = token_ids["harmless"]
-        progress = Progress(f"layer {layer} {condition} (harmless): next-token distribution", len(harmless))
-        with context:
-            return next_token_log_probs(model, tokenizer.pad_token_id, harmless, runner, input_device, progress)
-
-    generations = respond("harmful", None, "baseline", nullcontext()) + respond(
-        "harmless", None, "baseline", nullcontext()
-    )
-    baseline = harmless_log_probs(None, "baseline", nullcontext())
+    generations, _ = run("harmful", None, "baseline", nullcontext)
+    harmless_records, baseline = run("harmless", None, "baseline", nullcontext)
+    generations += harmless_records
     divergences = []
     for layer in layers:
-        for condition, (name, make_hooks) in conditions(
-            model, layer, units[layer], differences[layer], settings["seed"]
-        ).items():
-            generations += respond(name, layer, condition, make_hooks())
-            if condition != "ablation_layer":
-                kl = kl_divergence(baseline, harmless_log_probs(layer, condition, make_hooks()))
+        layer_directions = {"unit": tensors["unit_directions"][layer], "difference": tensors["mean_differences"][layer]}
+        if "control_mean_differences" in tensors:
+            layer_directions["control"] = tensors["control_mean_differences"][layer]
+        for condition, (name, make_hooks) in conditions(model, layer, layer_directions, settings["seed"]).items():
+            records, harmless = run(name, layer, condition, make_hooks)
+            generations += records
+            if harmless is not None:
+                kl = kl_divergence(baseline, harmless)
                 divergences.append({"layer": layer, "condition": condition, "mean_kl": float(kl.mean()),
                                     "median_kl": float(np.median(kl)), "max_kl": float(kl.max())})  # fmt: skip
         log.info("layer %d done", layer)

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .batching import BatchRunner, left_padded
 from .modeling import decoder_layers
 
 
@@ -91,22 +90,12 @@ def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
     return draw / np.linalg.norm(draw) * np.linalg.norm(vector)
 
 
-def next_token_log_probs(model, pad_id: int, token_ids: list[list[int]], runner: BatchRunner, device,
-                         progress=None) -> torch.Tensor:  # fmt: skip
-    """log p(next token | prompt) at the end of each tokenized prompt, [n_prompts, vocab], float32 on the CPU."""
-    rows: list[torch.Tensor | None] = [None] * len(token_ids)
-
-    def process(indices):
-        batch = left_padded([token_ids[i] for i in indices], pad_id, device)
-        with torch.inference_mode():
-            logits = model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1, :]
-        for position, index in enumerate(indices):
-            rows[int(index)] = logits[position].float().log_softmax(-1).cpu()
-
-    runner.run([len(ids) for ids in token_ids], process, progress)
-    return torch.stack(rows)
+def same_norm(vector: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``vector`` rescaled to the norm of ``reference`` (a control direction as strong as the direction)."""
+    return vector / np.linalg.norm(vector) * np.linalg.norm(reference)
 
 
-def kl_divergence(base_log_probs: torch.Tensor, changed_log_probs: torch.Tensor) -> np.ndarray:
-    """KL(base || changed) per prompt, in nats."""
-    return (base_log_probs.exp() * (base_log_probs - changed_log_probs)).sum(-1).numpy()
+def kl_divergence(base_logits: torch.Tensor, changed_logits: torch.Tensor) -> np.ndarray:
+    """KL(base || changed) of the next-token distributions of each prompt, in nats."""
+    base, changed = base_logits.double().log_softmax(-1), changed_logits.double().log_softmax(-1)
+    return (base.exp() * (base - changed)).sum(-1).numpy()

@@ -13,6 +13,7 @@ from .activations import read_layer
 from .errors import UserError
 from .jsonio import write_json
 from .resampling import Contrast, bootstrap, cross_fitted, percentile_interval, permutation_null, permutation_pvalue
+from .splits import read_split
 from .stats import layer_statistics
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,13 @@ def analyse_layer(groups: dict[str, np.ndarray], settings: StatsSettings, contro
 
 
 def write_layer_statistics(
-    activations_path: str, stats_path: str, null_path: str, settings: StatsSettings, control: tuple[str, str] | None
-) -> None:
-    """One layer's statistics as JSON, and its permutation null of d as safetensors."""
+    activations_path: str, splits: str, stats_path: str, null_path: str, settings: StatsSettings,
+    control: tuple[str, str] | None,
+) -> None:  # fmt: skip
+    """One layer's statistics on the train split, as JSON, and its permutation null of d as safetensors."""
     names = ("harmful", "harmless", *(control or ()))
     groups, attrs = read_layer(activations_path, names)
+    groups = {name: values[read_split(splits, name, "train")] for name, values in groups.items()}
     row, _, _, null = analyse_layer(groups, settings, control)
     row = {"layer": int(attrs["layer"]), **row}
     write_json(stats_path, row)

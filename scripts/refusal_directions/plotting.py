@@ -1,10 +1,14 @@
-"""The per-model figure: direction magnitude and effect sizes by layer, against the null and the control."""
+"""The figures: direction magnitude and effect sizes by layer, the behaviour AUROCs, the intervention sweep
+and the selection's candidate scores."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -68,49 +72,68 @@ def direction_analysis_figure(table: pd.DataFrame, title: str, d_min: float, ci_
 
 
 def auroc_figure(table: pd.DataFrame, title: str, ci_level: float):
-    """AUROC of the projection for predicting refusal, by layer, over all prompts and within harmful ones."""
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    for (scope, part), colour in zip(table.groupby("scope", sort=False), ("tab:blue", "tab:red"), strict=False):
-        reason = part["reason"].fillna("").iloc[0]
-        if part["auroc"].notna().any():
-            label = f"{scope} ({reason})" if reason else scope
-            axis.plot(part["layer"], part["auroc"], "o-", color=colour, markersize=3, label=label)
-            axis.fill_between(part["layer"], part["auroc_ci_low"], part["auroc_ci_high"], color=colour, alpha=0.2,
-                              label=f"{scope}, {ci_level:.0%} bootstrap CI")  # fmt: skip
-        else:
-            axis.text(0.5, 0.1 if colour == "tab:blue" else 0.2, f"{scope}: {reason}", transform=axis.transAxes,
-                      ha="center", color=colour)  # fmt: skip
-    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
-    axis.set(xlabel="layer", ylabel="AUROC (projection -> refusal)", ylim=(0, 1), title=title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    """AUROC of the projection for predicting refusal, by layer, on test-split prompts: one panel per target
+    (the responses judged, the refusal score's sign), one line per scope, with bootstrap intervals; a flagged
+    scope is drawn without its interval and with its reason."""
+    targets = list(dict.fromkeys(table["target"]))
+    figure, axes = plt.subplots(1, len(targets), figsize=(8 * len(targets), 4.5), squeeze=False)
+    for axis, target in zip(axes[0], targets, strict=True):
+        for (scope, part), colour in zip(table[table["target"] == target].groupby("scope", sort=False),
+                                         ("tab:red", "tab:blue"), strict=False):  # fmt: skip
+            reason = part["reason"].fillna("").iloc[0]
+            if part["auroc"].notna().any():
+                axis.plot(part["layer"], part["auroc"], "o-", color=colour, markersize=3,
+                          label=f"{scope} ({reason})" if reason else scope)  # fmt: skip
+                if not reason:
+                    axis.fill_between(part["layer"], part["auroc_ci_low"], part["auroc_ci_high"], color=colour,
+                                      alpha=0.2, label=f"{scope}, {ci_level:.0%} bootstrap CI")  # fmt: skip
+            else:
+                axis.text(0.5, 0.1 if colour == "tab:blue" else 0.2, f"{scope}: {reason}", transform=axis.transAxes,
+                          ha="center", color=colour)  # fmt: skip
+        axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
+        axis.set(xlabel="layer", ylabel="AUROC (projection -> refusal)", ylim=(0, 1), title=f"{title}: {target}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
     figure.tight_layout()
     return figure
 
 
+def _rate_line(axis, table: pd.DataFrame, column: str, style: str, label: str, **kwargs) -> None:
+    """A refusal rate by layer with its Wilson interval as a band (nothing when the condition did not run)."""
+    if column not in table:
+        return
+    (line,) = axis.plot(table["layer"], table[column], style, label=label, **kwargs)
+    axis.fill_between(table["layer"], table[f"{column}_ci_low"], table[f"{column}_ci_high"], color=line.get_color(),
+                      alpha=0.12)  # fmt: skip
+
+
 def interventions_figure(table: pd.DataFrame, title: str):
-    """Refusal rates under each intervention by layer (harmful: ablation; harmless: addition), with the
-    random-direction controls and the baselines, and the next-token KL on harmless prompts."""
+    """Refusal rates under each intervention by layer with their intervals (harmful: ablation; harmless:
+    addition), with the random and control-contrast directions and the baselines, and the next-token KL on
+    harmless prompts."""
     figure, (ax_ablate, ax_add, ax_kl) = plt.subplots(1, 3, figsize=(17, 4.5))
-    layers = table["layer"]
-    ax_ablate.plot(layers, table["refusal_ablation_all"], "o-", label="ablation, every layer")
-    ax_ablate.plot(layers, table["refusal_ablation_layer"], "s-", label="ablation, this layer only")
-    ax_ablate.plot(layers, table["refusal_random_ablation_all"], "x--", color="grey", label="random direction")
+    _rate_line(ax_ablate, table, "refusal_ablation_all", "o-", "ablation, every layer")
+    _rate_line(ax_ablate, table, "refusal_ablation_layer", "s-", "ablation, this layer only")
+    _rate_line(ax_ablate, table, "refusal_random_ablation_all", "x--", "random direction", color="grey")
+    _rate_line(ax_ablate, table, "refusal_control_ablation_all", "d--", "control-contrast direction", color="tab:green")
     ax_ablate.axhline(table["refusal_baseline_harmful"].iloc[0], color="black", linestyle=":", label="no intervention")
     ax_ablate.set(xlabel="layer of the direction", ylabel="refusal rate", ylim=(-0.02, 1.02),
                   title="Harmful prompts: directional ablation")  # fmt: skip
-    ax_add.plot(layers, table["refusal_addition"], "o-", color="tab:red", label="activation addition")
-    ax_add.plot(layers, table["refusal_random_addition"], "x--", color="grey", label="random vector, same norm")
+    _rate_line(ax_add, table, "refusal_addition", "o-", "activation addition", color="tab:red")
+    _rate_line(ax_add, table, "refusal_random_addition", "x--", "random vector, same norm", color="grey")
+    _rate_line(ax_add, table, "refusal_control_addition", "d--", "control-contrast vector", color="tab:green")
     ax_add.axhline(table["refusal_baseline_harmless"].iloc[0], color="black", linestyle=":", label="no intervention")
     ax_add.set(xlabel="layer", ylabel="refusal rate", ylim=(-0.02, 1.02), title="Harmless prompts: activation addition")
     for column, style, label in (
         ("kl_ablation_all", "o-", "ablation, every layer"),
         ("kl_random_ablation_all", "x--", "random direction ablation"),
+        ("kl_control_ablation_all", "d--", "control direction ablation"),
         ("kl_addition", "s-", "activation addition"),
         ("kl_random_addition", "+--", "random vector addition"),
+        ("kl_control_addition", "v--", "control vector addition"),
     ):
         if column in table:
-            ax_kl.plot(layers, table[column].clip(lower=1e-6), style, label=label)
+            ax_kl.plot(table["layer"], table[column].clip(lower=1e-6), style, label=label)
     ax_kl.set(xlabel="layer", ylabel="mean KL (nats)", yscale="log", title="Harmless prompts: next-token KL")
     for axis in (ax_ablate, ax_add, ax_kl):
         axis.grid(alpha=0.3)
@@ -120,7 +143,41 @@ def interventions_figure(table: pd.DataFrame, title: str):
     return figure
 
 
+def selection_figure(table: pd.DataFrame, selected: dict, title: str):
+    """Bypass, induce and KL of every scored candidate over layer x post-instruction position: filtered
+    candidates crossed, the selected one starred."""
+    panels = (("bypass", "bypass score (lower: refusal removed)", "viridis"),
+              ("induce", "induce score (> 0: refusal added)", "magma"),
+              ("kl", "KL on harmless prompts (nats)", "cividis"))  # fmt: skip
+    layers, positions = sorted(table["layer"].unique()), sorted(table["position"].unique())
+    tokens = table.drop_duplicates("position").set_index("position")["token"]
+    figure, axes = plt.subplots(1, 3, figsize=(17, 1.8 + 0.5 * len(positions)), squeeze=False)
+    for axis, (column, label, colours) in zip(axes[0], panels, strict=True):
+        grid = table.pivot_table(index="position", columns="layer", values=column).reindex(index=positions)
+        image = axis.imshow(grid.to_numpy(), aspect="auto", cmap=colours)
+        figure.colorbar(image, ax=axis, label=label)
+        dropped = table[table["filtered"]]
+        axis.scatter([layers.index(v) for v in dropped["layer"]], [positions.index(v) for v in dropped["position"]],
+                     marker="x", color="white", s=12, label="filtered")  # fmt: skip
+        axis.scatter([layers.index(selected["layer"])], [positions.index(selected["position"])], marker="*",
+                     color="red", s=160, label="selected")  # fmt: skip
+        axis.set_xticks(range(len(layers)), layers, fontsize=7)
+        axis.set_yticks(range(len(positions)), [f"{p} {tokens[p]!r}" for p in positions], fontsize=7)
+        axis.set(xlabel="layer of the candidate", title=label)
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    figure.suptitle(f"{title}: direction selection ({selected['criterion']})")
+    figure.tight_layout()
+    return figure
+
+
 def write_direction_figure(validation_csv: str, output_png: str, title: str, d_min: float, ci_level: float,
                            dpi: int) -> None:  # fmt: skip
     figure = direction_analysis_figure(pd.read_csv(validation_csv), title, d_min, ci_level)
+    figure.savefig(output_png, dpi=dpi)
+
+
+def write_selection_figure(scores_csv: str, summary_json: str, output_png: str, title: str, dpi: int) -> None:
+    import json
+
+    figure = selection_figure(pd.read_csv(scores_csv), json.loads(Path(summary_json).read_text()), title)
     figure.savefig(output_png, dpi=dpi)

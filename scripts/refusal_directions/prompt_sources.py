@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from .errors import UserError
-from .hub import hub_id, load_hub_dataset
+from .hub import OFFLINE_HINT, cache_only_unless_reachable, hub_id
 from .jsonio import write_jsonl
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,20 @@ def _read_local(path: Path, encoding: str) -> list:
     if suffix == ".json":
         return _parse_json(path, text)
     return _parse_table(path, text, suffix)
+
+
+def load_hub_dataset(name: str, spec: dict) -> list[dict]:
+    """The rows of one split of a Hub dataset (from the cache when the Hub cannot be reached)."""
+    cache_only_unless_reachable()
+    import datasets
+
+    try:
+        table = datasets.load_dataset(name, spec.get("subset"), split=spec["split"], revision=spec.get("revision"))
+    except Exception as error:  # the library raises many types for "not reachable / not cached"
+        raise UserError(
+            f"cannot load Hub dataset '{name}' (split {spec['split']}): {type(error).__name__}; {OFFLINE_HINT}"
+        ) from error
+    return table.to_list()
 
 
 def _text_and_level(rows: list, spec: dict, where: str) -> tuple[list, list | None]:

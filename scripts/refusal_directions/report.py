@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .jsonio import read_json
-from .report_experiments import behaviour_section, behavioural_evidence, interventions_section
+from .report_experiments import behaviour_section, behavioural_evidence, interventions_section, selection_section
 
 
 def format_p(log10_p: float) -> str:
@@ -138,10 +138,35 @@ def _strongest_phrase(strongest: dict | None, n_layers: int, column: str) -> str
     )
 
 
+def _profiles(summary: dict, sweep: pd.DataFrame | None, selected: dict | None) -> str:
+    """Where the direction separates the classes against where it acts: the largest d is often near the last
+    layer, where a direction no longer changes what the model does."""
+    strongest = summary["strongest_heldout_layer"]
+    if not strongest or (sweep is None and selected is None):
+        return ""
+    text = (f"Where it separates and where it acts are different questions: the held-out separation peaks at layer "
+            f"{strongest['layer']} (relative depth {strongest['relative_depth']:.2f}).")  # fmt: skip
+    if sweep is not None:
+        strongest_effect = sweep.loc[sweep["score_change_ablation_all"].idxmin()]
+        layer, change = int(strongest_effect["layer"]), strongest_effect["score_change_ablation_all"]
+        text += (f" Among the swept layers, ablating layer {layer}'s direction moves the harmful prompts' refusal "
+                 f"score the most ({change:+.2f}).")  # fmt: skip
+    if selected is not None and selected["passed_filters"]:
+        text += (f" The answer to \"which direction\" is the selected one (layer {selected['layer']}, position "
+                 f"{selected['position']}): chosen on held-out prompts by what its ablation and addition do, not by "
+                 "how well it separates.")  # fmt: skip
+    elif selected is not None:
+        text += (" No candidate met the selection's criteria, so this run names no refusal direction; the best "
+                 f"candidate (layer {selected['layer']}, position {selected['position']}) is evaluated below as a "
+                 "candidate only.")  # fmt: skip
+    return text
+
+
 def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict, sampling_seed: int,
-           experiments: dict[str, pd.DataFrame]) -> str:  # fmt: skip
-    """The report; ``experiments`` holds the behaviour tables (refusals, auroc, levels) and the intervention
-    sweep (sweep) when those branches ran."""
+           experiments: dict, title: str) -> str:  # fmt: skip
+    """The report; ``experiments`` holds the behaviour tables (refusals, auroc, levels), the intervention
+    sweep (sweep) and the selection (selected, selection_scores, evaluation, evaluation_labels) when those
+    branches ran; ``title`` is the model's display name."""
     model = summary["model"]
     n_layers = summary["n_layers"]
     alpha, d_min = summary["thresholds"]["alpha"], summary["thresholds"]["d_min"]
@@ -151,11 +176,16 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
     n_valid, n_seed = summary["n_valid_layers"], len(summary["valid_seed_rule_layers"])
     heldout_phrase = _strongest_phrase(summary["strongest_heldout_layer"], n_layers, "cohens_d_heldout")
     in_sample_phrase = _strongest_phrase(summary["strongest_layer"], n_layers, "cohens_d")
+    splits = summary["splits"]
+    selected = experiments.get("selected")
     lines = [
-        f"# Difference-in-means directions in {model['id']}: Experiment 0",
+        f"# Difference-in-means directions in {title}",
         "",
         f"Model `{model['id']}` (weights `{model['weights_revision']}`, computed in {summary['dtype']}), "
-        f"{summary['n_harmful']} harmful and {summary['n_harmless']} harmless prompts, {n_layers} layers.",
+        f"{n_layers} layers. Each class's sampled prompts are split (seed {splits['seed']}) into train "
+        f"({splits['train']}: the directions and every per-layer statistic below), validation "
+        f"({splits['validation']}: the choice of one direction) and test ({splits['test']}: its evaluation and the "
+        "behaviour statistics).",
         "",
         "## Summary",
         "",
@@ -165,12 +195,18 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         f"built the direction) passes {n_seed} of {n_layers}. Strongest held-out effect: {heldout_phrase}; strongest "
         f"in-sample effect: {in_sample_phrase}.",
         "",
-        _what_it_separates(table, n_valid, behavioural_evidence(experiments.get("auroc"), experiments.get("sweep"))),
+        _what_it_separates(
+            table, n_valid, behavioural_evidence(experiments.get("auroc"), experiments.get("sweep"), selected)
+        ),
+        "",
+        _profiles(summary, experiments.get("sweep"), selected),
         "",
         "## Method",
         "",
-        f"- **Harmful prompts:** {summary['n_harmful']} sampled (seed {sampling_seed}) from `{sources['harmful']}`.",
-        f"- **Harmless prompts:** {summary['n_harmless']} sampled (seed {sampling_seed}) from `{sources['harmless']}`.",
+        f"- **Harmful prompts:** {summary['n_sampled']['harmful']} sampled (seed {sampling_seed}) from "
+        f"`{sources['harmful']}`; {summary['n_harmful']} in the train split.",
+        f"- **Harmless prompts:** {summary['n_sampled']['harmless']} sampled (seed {sampling_seed}) from "
+        f"`{sources['harmless']}`; {summary['n_harmless']} in the train split.",
         "- Each prompt is one user turn formatted with the model's chat template; the exact strings are in "
         "`prompts/*.jsonl`.",
         f"- **Layer convention:** {summary['layer_convention']}.",
@@ -229,10 +265,14 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
     undefined = table[table["reason"].fillna("") != ""]
     if not undefined.empty:
         lines += [f"- Layer {int(r['layer'])}: {r['reason']}." for _, r in undefined.iterrows()] + [""]
+    level = settings["ci_level"]
     if "auroc" in experiments:
-        lines += behaviour_section(experiments["refusals"], experiments["auroc"], experiments["levels"])
+        lines += behaviour_section(experiments["refusals"], experiments["auroc"], experiments["levels"], level)
     if "sweep" in experiments:
-        lines += interventions_section(experiments["sweep"])
+        lines += interventions_section(experiments["sweep"], level)
+    if selected is not None:
+        lines += selection_section(selected, experiments["selection_scores"], experiments["evaluation"],
+                                   experiments["evaluation_labels"], level)  # fmt: skip
     lines += [
         "## Limitations",
         "",
@@ -240,8 +280,9 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         "well as in harm, so the direction may encode topic.",
         "- In-sample statistics are optimistic: with many dimensions and few prompts, even random labels separate "
         "in-sample (see `null_d_mean`); only the held-out and permutation columns support a claim.",
-        "- Refusal is judged by substrings (or the configured classifier), which miss partial compliance and "
-        "refusals worded otherwise."
+        "- Refusal is judged by the response text (substrings or the configured classifier) and by the refusal score "
+        "(the first token's odds of a refusal); either misses some refusals: partial compliance, refusals worded "
+        "otherwise, answers that start like a refusal. Both are reported, and their disagreements listed."
         if experiments
         else "- Correlation only: no behavioural or causal test was run.",
         "",
@@ -253,17 +294,22 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
         "- `directions.safetensors`: unit directions and raw differences in means, one row per layer",
         "- `validated_directions.pkl`: valid layer -> unit direction (numpy), for readers of the seed's file",
         "- `direction_analysis.png`: the figure above",
+        "- `selection/`: candidates (every layer and kept position), their scores, the selected direction "
+        "(json + safetensors) and its evaluation",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_report(inputs: dict[str, str], output_md: str, datasets: dict, seed: int) -> None:
-    """report.md from ``inputs``: summary, validation, top10 and, when those branches ran, refusals, auroc,
-    levels and sweep."""
-    experiments = {
-        name: pd.read_csv(inputs[name]) for name in ("refusals", "auroc", "levels", "sweep") if name in inputs
-    }
+EXPERIMENT_TABLES = ("refusals", "auroc", "levels", "sweep", "selection_scores", "evaluation", "evaluation_labels")
+
+
+def write_report(inputs: dict[str, str], output_md: str, datasets: dict, seed: int, title: str) -> None:
+    """report.md from ``inputs``: summary, validation, top10 and, when those branches ran, the behaviour,
+    intervention and selection tables."""
+    experiments: dict = {name: pd.read_csv(inputs[name]) for name in EXPERIMENT_TABLES if name in inputs}
+    if "selected" in inputs:
+        experiments["selected"] = read_json(inputs["selected"])
     text = render(
         read_json(inputs["summary"]),
         pd.read_csv(inputs["validation"]),
@@ -271,5 +317,6 @@ def write_report(inputs: dict[str, str], output_md: str, datasets: dict, seed: i
         datasets,
         seed,
         experiments,
+        title,
     )
     Path(output_md).write_text(text)

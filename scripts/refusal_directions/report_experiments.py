@@ -1,10 +1,15 @@
-"""The report's sections on behaviour (Experiment 1) and interventions (Experiment 2), from their tables."""
+"""The report's sections on behaviour (Experiment 1), interventions (Experiment 2) and the selected direction,
+from their tables. Every rate and every difference is stated with its interval; a scope with too few
+refusals gets no interval statements at all."""
 
 from __future__ import annotations
 
 import math
 
 import pandas as pd
+
+from .behaviour import RESPONSES, SCORES
+from .intervals import wilson_interval
 
 # Below this many refusals on harmful prompts without intervention, a reduction cannot be measured.
 MIN_BASELINE_REFUSALS = 5
@@ -14,40 +19,102 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.0%}"
 
 
-def _num(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
+def _num(value: float, digits: int = 2) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def refusal_counts(refusals: pd.DataFrame) -> dict[str, tuple[int, int]]:
-    return {name: (int(part["refused"].sum()), len(part)) for name, part in refusals.groupby("set", sort=False)}
+def _rate(refused: int, n: int, level: float) -> str:
+    """'k/n = p% (CI a-b%)' with Wilson's interval."""
+    low, high = wilson_interval(refused, n, level)
+    return f"{refused}/{n} = {_pct(refused / n if n else math.nan)} ({level:.0%} CI {_pct(low)}-{_pct(high)})"
 
 
-def behaviour_section(refusals: pd.DataFrame, auroc: pd.DataFrame, levels: pd.DataFrame) -> list[str]:
-    counts = refusal_counts(refusals)
+def _with_ci(row, prefix: str, fmt=_pct) -> str:
+    return f"{fmt(row[prefix])} [{fmt(row[f'{prefix}_ci_low'])}, {fmt(row[f'{prefix}_ci_high'])}]"
+
+
+def _signed(value: float, fmt) -> str:
+    return ("+" if value >= 0 else "") + fmt(value)
+
+
+def _change(row, prefix: str, fmt=_pct) -> str:
+    """A change with its interval, and whether the interval excludes no change."""
+    value, low, high = row[prefix], row[f"{prefix}_ci_low"], row[f"{prefix}_ci_high"]
+    moved = "" if not (math.isfinite(low) and math.isfinite(high)) else (" (no change within the interval)"
+                                                                         if low <= 0 <= high else "")  # fmt: skip
+    return f"{_signed(value, fmt)} [{_signed(low, fmt)}, {_signed(high, fmt)}]{moved}"
+
+
+def _points(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.0f} pp"
+
+
+def refusal_counts(refusals: pd.DataFrame, column: str = "refused") -> dict[str, tuple[int, int]]:
+    return {name: (int(part[column].sum()), len(part)) for name, part in refusals.groupby("set", sort=False)}
+
+
+def disagreement_lines(labels: pd.DataFrame, limit: int = 5) -> list[str]:
+    """Where the response text and the refusal score disagree, counted and the first few listed."""
+    if "agreement" not in labels:
+        return []
+    counts = labels["agreement"].value_counts()
+    split = [labels[labels["agreement"] == kind] for kind in ("text only", "score only")]
+    lines = [
+        f"The two judges disagree on {sum(len(part) for part in split)} of {len(labels)} responses: "
+        f"{counts.get('text only', 0)} refused by the text only (the score was not positive), "
+        f"{counts.get('score only', 0)} by the refusal score only (a soft refusal, or an answer that only started "
+        "like a refusal); counted as refusals either way."
+    ]
+    for part in split:
+        for row in part.head(limit).itertuples():
+            lines.append(f"- {row.agreement}: `{row.id}`{f' ({row.condition})' if 'condition' in labels else ''}, "
+                         f"score {row.refusal_score:.2f}, text evidence {row.evidence or 'none'!r}")  # fmt: skip
+    return lines
+
+
+def _auroc_line(part: pd.DataFrame) -> str:
+    target, scope = part["target"].iloc[0], part["scope"].iloc[0]
+    reason = part["reason"].fillna("").iloc[0]
+    where = f"**{scope}, {target}:**"
+    if part["auroc"].isna().all() or reason:
+        return f"- {where} {reason}: no statement about the AUROC or its interval."
+    best = part.loc[part["auroc"].idxmax()]
+    above, below = int((part["auroc_ci_low"] > 0.5).sum()), int((part["auroc_ci_high"] < 0.5).sum())
+    line = (
+        f"- {where} highest AUROC {_num(best['auroc'])} at layer {int(best['layer'])} (CI {_num(best['auroc_ci_low'])}-"
+        f"{_num(best['auroc_ci_high'])}, {int(best['n_refused'])} refusals among {int(best['n'])}); the interval lies "
+        f"above chance in {above}/{len(part)} layers and below it in {below}/{len(part)}; correlation r "
+        f"{_num(best['r'])} (CI {_num(best['r_ci_low'])}-{_num(best['r_ci_high'])})."
+    )
+    if scope == "all prompts":
+        line += (" Over harmful and harmless prompts together this mostly restates the harmful/harmless separation "
+                 "the direction was fitted for (on the train split), not a link to refusal.")  # fmt: skip
+    return line
+
+
+def behaviour_section(refusals: pd.DataFrame, auroc: pd.DataFrame, levels: pd.DataFrame, level: float) -> list[str]:
+    counts, text, score = (refusal_counts(refusals, column) for column in ("refused", "refused_text", "refused_score"))
     judge = refusals["judge"].iloc[0]
-    harmful_refused, harmful_n = counts.get("harmful", (0, 0))
     lines = [
         "## Behaviour (Experiment 1): does the projection predict refusal?",
         "",
-        f"The model answered {len(refusals)} prompts (greedy decoding); the {judge} judge counts "
-        + ", ".join(f"{refused}/{n} {name} responses as refusals" for name, (refused, n) in counts.items())
-        + ".",
+        f"All numbers here come from the test split: prompts the directions were not fitted on. The model answered "
+        f"{len(refusals)} of them (greedy decoding). A response counts as a refusal when the {judge} judge finds one "
+        "in its text or the prompt's refusal score is positive:",
+        "",
+        *[
+            f"- {name}: {_rate(*counts[name], level)} (text: {text[name][0]}, refusal score: {score[name][0]})"
+            for name in counts
+        ],  # fmt: skip
+        "",
+        *disagreement_lines(refusals),
+        "",
+        f"Per layer, the AUROC of the projection on the direction for predicting refusal ({RESPONSES}: the responses "
+        f"above; {SCORES}: every test prompt):",
         "",
     ]
-    for scope, part in auroc.groupby("scope", sort=False):
-        if part["auroc"].isna().all():
-            lines.append(f"- **{scope}:** {part['reason'].iloc[0]}: AUROC undefined at every layer.")
-            continue
-        best = part.loc[part["auroc"].idxmax()]
-        above = int((part["auroc_ci_low"] > 0.5).sum())
-        line = (
-            f"- **{scope}:** highest AUROC {_num(best['auroc'])} at layer {int(best['layer'])} "
-            f"(CI {_num(best['auroc_ci_low'])} to {_num(best['auroc_ci_high'])}, {int(best['n_refused'])} refusals "
-            f"among {int(best['n'])}); the interval lies above chance in {above}/{len(part)} layers."
-        )
-        if isinstance(best["reason"], str) and best["reason"]:
-            line += f" Not a finding: {best['reason']} for a reliable AUROC or interval."
-        lines.append(line)
+    lines += [_auroc_line(part) for _, part in auroc.groupby(["target", "scope"], sort=False)]
+    harmful_refused, harmful_n = counts.get("harmful", (0, 0))
     if harmful_refused < MIN_BASELINE_REFUSALS:
         lines.append(
             f"- With {harmful_refused} refusal(s) among {harmful_n} harmful prompts this model hardly refuses: there "
@@ -62,78 +129,170 @@ def behaviour_section(refusals: pd.DataFrame, auroc: pd.DataFrame, levels: pd.Da
     return lines
 
 
-def interventions_section(sweep: pd.DataFrame) -> list[str]:
+def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
     first = sweep.iloc[0]
-    baseline_harmful, baseline_harmless = first["refusal_baseline_harmful"], first["refusal_baseline_harmless"]
     n_harmful, n_harmless = int(first["n_harmful"]), int(first["n_harmless"])
+    has_control = "refusal_control_ablation_all" in sweep
+    columns = ["ablation_all", "ablation_layer", "random_ablation_all"] + (["control_ablation_all"] * has_control)
+    columns += ["addition", "random_addition"] + (["control_addition"] * has_control)
+    headers = {
+        "ablation_all": "Ablation, all layers", "ablation_layer": "Ablation, this layer",
+        "random_ablation_all": "Random ablation", "control_ablation_all": "Control ablation", "addition": "Addition",
+        "random_addition": "Random addition", "control_addition": "Control addition",
+    }  # fmt: skip
     lines = [
         "## Interventions (Experiment 2): does removing or adding the direction change behaviour?",
         "",
-        f"Without intervention the model refuses {_pct(baseline_harmful)} of {n_harmful} harmful and "
-        f"{_pct(baseline_harmless)} of {n_harmless} harmless prompts. Per layer of the direction:",
+        f"On test-split prompts, without intervention the model refuses "
+        f"{_with_ci(first, 'refusal_baseline_harmful')} of {n_harmful} harmful and "
+        f"{_with_ci(first, 'refusal_baseline_harmless')} of {n_harmless} harmless prompts. Refusal rates per layer of "
+        f"the direction, with {level:.0%} Wilson intervals (ablations on harmful prompts, additions on harmless ones; "
+        "the controls are a random direction and the control contrast's direction, both of the same norm):",
         "",
-        "| Layer | Ablation, all layers | Ablation, this layer | Random ablation | Addition | Random addition "
-        "| KL ablation | KL random ablation | KL addition |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Layer | " + " | ".join(headers[c] for c in columns) + " | KL ablation | KL addition |",
+        "|---:|" + "---:|" * (len(columns) + 2),
     ]
-    for row in sweep.itertuples():
+    for _, row in sweep.iterrows():
+        cells = [_with_ci(row, f"refusal_{c}") for c in columns]
+        lines.append(f"| {int(row['layer'])} | " + " | ".join(cells) + f" | {row['kl_ablation_all']:.3g} "
+                     f"| {row['kl_addition']:.3g} |")  # fmt: skip
+    lines += ["", "KL: mean next-token KL divergence on harmless prompts (nats).", ""]
+    if first["refusal_baseline_harmful"] * n_harmful < MIN_BASELINE_REFUSALS:
         lines.append(
-            f"| {row.layer} | {_pct(row.refusal_ablation_all)} | {_pct(row.refusal_ablation_layer)} "
-            f"| {_pct(row.refusal_random_ablation_all)} | {_pct(row.refusal_addition)} "
-            f"| {_pct(row.refusal_random_addition)} | {row.kl_ablation_all:.3g} | {row.kl_random_ablation_all:.3g} "
-            f"| {row.kl_addition:.3g} |"
-        )
-    lines += ["", "Refusal rates: ablation on harmful prompts, addition on harmless prompts; KL: mean next-token KL on "
-              "harmless prompts (nats).", ""]  # fmt: skip
-    if baseline_harmful * n_harmful < MIN_BASELINE_REFUSALS:
-        lines.append(
-            f"The model refuses {round(baseline_harmful * n_harmful)} of {n_harmful} harmful prompts without "
-            "intervention, so ablation has almost no refusal to remove: these runs cannot show that the direction "
-            "mediates refusal, only that the interventions run and what they cost (KL)."
+            f"The model refuses {round(first['refusal_baseline_harmful'] * n_harmful)} of {n_harmful} harmful prompts "
+            "without intervention, so ablation has almost no refusal to remove: these runs cannot show that the "
+            "direction mediates refusal, only what the interventions cost (KL) and how they move the refusal score."
         )
     else:
-        best = sweep.loc[sweep["refusal_ablation_all"].idxmin()]
+        best = sweep.loc[sweep["change_ablation_all"].idxmin()]
         lines.append(
-            f"Ablating layer {int(best['layer'])}'s direction everywhere lowers the harmful refusal rate from "
-            f"{_pct(baseline_harmful)} to {_pct(best['refusal_ablation_all'])} (random direction: "
-            f"{_pct(best['refusal_random_ablation_all'])})."
+            f"Ablating layer {int(best['layer'])}'s direction everywhere changes the harmful refusal rate by "
+            f"{_change(best, 'change_ablation_all', _points)} (the random direction: "
+            f"{_change(best, 'change_random_ablation_all', _points)}"
+            + (
+                f"; the control direction: {_change(best, 'change_control_ablation_all', _points)}"
+                if has_control
+                else ""
+            )
+            + f"); against the random direction on the same prompts: "
+            f"{_change(best, 'ablation_all_vs_random_ablation_all', _points)}."
         )
-    induced = sweep.loc[sweep["refusal_addition"].idxmax()]
+    induced = sweep.loc[sweep["change_addition"].idxmax()]
     lines.append(
-        f"Adding layer {int(induced['layer'])}'s direction makes the model refuse {_pct(induced['refusal_addition'])} "
-        f"of harmless prompts (random vector of the same norm: {_pct(induced['refusal_random_addition'])}; "
-        f"no intervention: {_pct(baseline_harmless)})."
+        f"Adding layer {int(induced['layer'])}'s direction changes the harmless refusal rate by "
+        f"{_change(induced, 'change_addition', _points)} (random vector: "
+        f"{_change(induced, 'change_random_addition', _points)}"
+        + (f"; control vector: {_change(induced, 'change_control_addition', _points)}" if has_control else "")
+        + f"), and the mean refusal score by {_change(induced, 'score_change_addition', _num)}."
     )
     lines += ["", "![Interventions](interventions/sweep.png)", ""]
     return lines
 
 
-def behavioural_evidence(auroc: pd.DataFrame | None, sweep: pd.DataFrame | None) -> str:
+def selection_section(selected: dict, scores: pd.DataFrame, evaluation: pd.DataFrame, labels: pd.DataFrame,
+                      level: float) -> list[str]:  # fmt: skip
+    """The selected direction: how it was chosen (validation split) and what it does (test split)."""
+    rows = evaluation.set_index("condition")
+    where = (f"layer {selected['layer']} (relative depth {selected['relative_depth']:.2f}), post-instruction position "
+             f"{selected['position']} ({selected['token']!r})")  # fmt: skip
+    lines = [
+        "## The selected direction",
+        "",
+        f"Which direction is *the* refusal direction of this model: the difference in means (train split) at {where}, "
+        f"chosen by the {selected['method']} method ({selected['criterion']}) among {selected['n_candidates']} "
+        f"candidates scored on the validation split ({selected['n_validation']['harmful']} + "
+        f"{selected['n_validation']['harmless']} prompts); {selected['n_passed']} passed every filter (KL <= "
+        f"{selected['thresholds']['kl_max']:g}, induce > {selected['thresholds']['induce_min']:g}, layer below "
+        f"{selected['thresholds']['max_layer_fraction']:.0%} of the depth). Its scores: bypass "
+        f"{_num(selected['bypass'])} (no intervention: {_num(selected['baseline_harmful_score'])}), induce "
+        f"{_num(selected['induce'])} (no intervention: {_num(selected['baseline_harmless_score'])}), KL "
+        f"{selected['kl']:.3g}.",
+        "",
+    ]
+    if not selected["passed_filters"]:
+        lines += [
+            f"**No candidate passed every filter** ({selected['fallback_reason']}). The direction above is only the "
+            "best candidate by that criterion among those in the allowed layers: treat it as a candidate, not as a "
+            "refusal direction.",
+            "",
+        ]
+    lines += [
+        f"Evaluated on the test split ({int(rows.loc['baseline harmful', 'n'])} harmful and "
+        f"{int(rows.loc['baseline harmless', 'n'])} harmless prompts), with {level:.0%} intervals:",
+        "",
+        "| Condition | Prompts | Refusal rate | by text | by refusal score | Mean refusal score | Change in rate "
+        "| Change in score | KL (harmless) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for condition, row in rows.iterrows():
+        change = "change_rate" in row and math.isfinite(row.get("change_rate", math.nan))
+        lines.append(
+            f"| {condition} | {row['set']} | {_with_ci(row, 'refusal_rate')} | {_pct(row['refusal_rate_text'])} "
+            f"| {_pct(row['refusal_rate_score'])} | {_with_ci(row, 'mean_refusal_score', _num)} "
+            f"| {_change(row, 'change_rate', _points) if change else ''} "
+            f"| {_change(row, 'change_score', _num) if change else ''} | {_num(row['mean_kl'], 3)} |"
+        )
+    lines += ["", *selection_findings(rows), "", *disagreement_lines(labels), "",
+              "![Selection](selection/selection.png)", ""]  # fmt: skip
+    return lines
+
+
+def selection_findings(rows: pd.DataFrame) -> list[str]:
+    """What moved and by how much, and what did not, against the controls on the same prompts."""
+    findings = []
+    for intervention, baseline in (("ablation", "baseline harmful"), ("addition", "baseline harmless")):
+        row = rows.loc[intervention]
+        base = rows.loc[baseline]
+        refused = round(base["refusal_rate"] * base["n"])
+        score, rate = _change(row, "change_score", _num), _change(row, "change_rate", _points)
+        text = (
+            f"- **{intervention.capitalize()}** moves the mean refusal score by {score} and the refusal rate by {rate}"
+        )
+        controls = [f"{kind} direction {_change(row, f'vs_{kind}_score', _num)}" for kind in ("random", "control")
+                    if f"vs_{kind}_score" in row and math.isfinite(row[f"vs_{kind}_score"])]  # fmt: skip
+        if controls:
+            text += "; its score change beyond the " + ", beyond the ".join(controls)
+        findings.append(text + ".")
+        if intervention == "ablation" and refused < MIN_BASELINE_REFUSALS:
+            findings.append(
+                f"- Without intervention only {refused} of {int(base['n'])} harmful test prompts are refused: ablation "
+                "has almost no refusal to remove, so its rate cannot show that the direction mediates refusal; the "
+                "refusal score shows how far it moves the model's first token instead."
+            )
+    return findings
+
+
+def behavioural_evidence(auroc: pd.DataFrame | None, sweep: pd.DataFrame | None, selected: dict | None) -> str:
     """One sentence on whether the behaviour experiments connect the direction to refusal."""
-    if auroc is None and sweep is None:
-        return "The behaviour and intervention experiments were not run (config: behaviour, interventions)."
+    if auroc is None and sweep is None and selected is None:
+        return ("The behaviour, intervention and selection experiments were not run (config: behaviour, "
+                "interventions, selection).")  # fmt: skip
     findings = []
     if auroc is not None:
-        harmful = auroc[auroc["scope"] == "harmful prompts"]
+        harmful = auroc[(auroc["scope"] == "harmful prompts") & (auroc["target"] == SCORES)]
         reason = harmful["reason"].fillna("").iloc[0]
         if reason:
-            findings.append(f"whether the projection predicts refusal cannot be tested here ({reason})")
+            findings.append(
+                f"whether the projection predicts refusal among harmful test prompts cannot be tested ({reason})"
+            )
         elif (harmful["auroc_ci_low"] > 0.5).any():
-            findings.append("the projection predicts refusal among harmful prompts above chance in some layers")
+            layers = int((harmful["auroc_ci_low"] > 0.5).sum())
+            findings.append(f"the projection predicts the refusal score's sign among harmful test prompts above "
+                            f"chance in {layers} layers")  # fmt: skip
         else:
-            findings.append("the projection does not predict refusal among harmful prompts beyond chance")
+            findings.append("the projection does not predict refusal among harmful test prompts beyond chance")
     if sweep is not None:
         first = sweep.iloc[0]
         if first["refusal_baseline_harmful"] * first["n_harmful"] < MIN_BASELINE_REFUSALS:
-            findings.append("too few refusals at baseline for ablation to show a causal effect")
+            findings.append("too few refusals at baseline for ablation to show a causal effect on the refusal rate")
         else:
-            effect = (sweep["refusal_random_ablation_all"] - sweep["refusal_ablation_all"]).max()
-            findings.append(f"ablation lowers the refusal rate by up to {_pct(effect)} more than a random direction")
-        induced = (sweep["refusal_addition"] - sweep["refusal_random_addition"]).max()
-        if induced > 0:
-            findings.append(
-                f"adding it raises refusals of harmless prompts by up to {_pct(induced)} over a random vector"
-            )
-        else:
-            findings.append("adding it makes the model refuse harmless prompts no more often than a random vector does")
+            best = sweep.loc[sweep["ablation_all_vs_random_ablation_all"].idxmin()]
+            change = _change(best, "ablation_all_vs_random_ablation_all", _points)
+            findings.append(f"ablating layer {int(best['layer'])}'s direction changes the refusal rate by {change} "
+                            "against a random direction")  # fmt: skip
+    if selected is not None:
+        findings.append(
+            f"the selected direction is layer {selected['layer']}'s"
+            + ("" if selected["passed_filters"] else " (a fallback: no candidate met the selection's criteria)")
+        )
     return "Behavioural evidence: " + "; ".join(findings) + "."

@@ -27,19 +27,22 @@ def sample_prompts(name: str, dataset_path: str, output: str, n_samples: int, se
     write_jsonl(output, sample_records(read_jsonl(dataset_path), n_samples, seed, name))
 
 
-def subset_rows(n_total: int, n_wanted: int | None, seed: int, stream: int) -> np.ndarray:
-    """A seeded random subset of row numbers (all rows if ``n_wanted`` is None or too large), in order;
+def subset_rows(rows: np.ndarray, n_wanted: int | None, seed: int, stream: int) -> np.ndarray:
+    """A seeded random subset of ``rows`` (all of them if ``n_wanted`` is None or too large), in order;
     ``stream`` gives each prompt set its own draw."""
-    if n_wanted is None or n_wanted >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng([seed, stream]).choice(n_total, size=n_wanted, replace=False))
+    rows = np.asarray(rows)
+    if n_wanted is None or n_wanted >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng([seed, stream]).choice(rows, size=n_wanted, replace=False))
 
 
-def prompt_subsets(prompt_files: dict[str, str], n_wanted: int | None, seed: int) -> dict[str, list[dict]]:
-    """The formatted prompt records of each set, cut to a seeded subset of ``n_wanted`` (each keeps its
-    ``row`` in the set, which is its row in the activation files)."""
+def prompt_subsets(prompt_files: dict[str, str], rows: dict[str, np.ndarray], n_wanted: int | None,
+                   seed: int) -> dict[str, list[dict]]:  # fmt: skip
+    """The formatted prompt records of each set, cut to a seeded subset of ``n_wanted`` of its ``rows``
+    (a split); each keeps its ``row`` in the set, which is its row in the activation files."""
     subsets = {}
     for stream, (name, path) in enumerate(prompt_files.items()):
         records = read_jsonl(path)
-        subsets[name] = [{**records[row], "row": int(row)} for row in subset_rows(len(records), n_wanted, seed, stream)]
+        chosen = subset_rows(rows[name], n_wanted, seed, stream)
+        subsets[name] = [{**records[row], "row": int(row)} for row in chosen]
     return subsets

@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 
 from .activations import LAYER_CONVENTION
 from .jsonio import read_json, write_json
+from .splits import split_sizes
 
 log = logging.getLogger(__name__)
 SUMMARY_PACKAGES = ("numpy", "scipy", "pandas", "h5py", "mpmath", "safetensors", "snakemake")
@@ -115,6 +116,7 @@ def write_tables(
     model: dict,
     statistics: dict,
     thresholds: dict,
+    splits: dict,
     control: dict | None,
     config_hash: str,
 ) -> None:
@@ -141,8 +143,14 @@ def write_tables(
     summary = {
         "model": {"slug": model["slug"], "id": model["id"], "weights_revision": manifest["weights_revision"]},
         "dtype": manifest["dtype"],
-        "n_harmful": manifest["sets"]["harmful"],
-        "n_harmless": manifest["sets"]["harmless"],
+        "n_harmful": int(table["n_harmful"].iloc[0]),
+        "n_harmless": int(table["n_harmless"].iloc[0]),
+        "n_sampled": {"harmful": manifest["sets"]["harmful"], "harmless": manifest["sets"]["harmless"]},
+        "splits": {
+            **split_sizes(manifest["sets"]["harmful"], splits),
+            "seed": splits["seed"],
+            "statistics_on": "train",
+        },  # fmt: skip
         "n_layers": manifest["n_layers"],
         "d_model": manifest["d_model"],
         "layer_convention": LAYER_CONVENTION,
@@ -156,7 +164,9 @@ def write_tables(
         "statistics": statistics,
         "smallest_attainable_p_holm": floor,
         "control": control,
-        "n_control": {role: manifest["sets"][name] for role, name in (control or {}).items()},
+        "n_control": {
+            role: split_sizes(manifest["sets"][name], splits)["train"] for role, name in (control or {}).items()
+        },
         "package_versions": {**manifest["package_versions"], **{p: _installed(p) for p in SUMMARY_PACKAGES}},
         "config_hash": config_hash,
     }

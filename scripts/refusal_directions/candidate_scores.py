@@ -1,0 +1,125 @@
+"""Score every candidate direction on the validation split (prompts that built no direction), as the
+reference method does (Arditi et al. 2024), with the numbers COSMIC uses beside them:
+
+- bypass: mean refusal score of harmful prompts with the candidate ablated at every layer (lower: the
+  direction carries more of the refusal);
+- induce: mean refusal score of harmless prompts with the raw candidate added at its layer (> 0: adding it
+  makes refusal more likely than not);
+- kl: mean next-token KL divergence on harmless prompts under the ablation (its side effect);
+- cosmic_ablation / cosmic_addition: at the COSMIC layers (the tenth of the layers where the harmful and
+  harmless training means are least similar), the cosine of the mean last-token activation of ablated harmful
+  prompts with that of the unchanged harmless ones, and of added harmless prompts with the unchanged harmful
+  ones; cosmic_score is their sum (higher: the intervention moves the representation further across).
+
+Numbers only: which candidate wins is decided by selection.py, from the thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+from .chat_format import PromptFormat
+from .execution import ExecutionSettings
+from .forward import ModelRunner
+from .interventions import ablate_everywhere, add_at_layer, kl_divergence
+from .jsonio import read_json, read_jsonl
+from .modeling import load_for_job
+from .progress import Progress
+from .refusal_score import refusal_scores
+from .splits import read_split
+
+log = logging.getLogger(__name__)
+COSMIC_LAYER_SHARE = 0.1
+
+
+def candidate_layers(n_layers: int, n_positions: int, layer_stride: int, max_candidates: int | None) -> list[int]:
+    """The layers whose candidates (every kept position) are scored: every ``layer_stride``-th layer, thinned
+    evenly so that layers x positions stays within ``max_candidates``."""
+    layers = list(range(0, n_layers, layer_stride))
+    max_layers = None if max_candidates is None else max(1, max_candidates // n_positions)
+    if max_layers is not None and len(layers) > max_layers:
+        layers = sorted({layers[round(i)] for i in np.linspace(0, len(layers) - 1, max_layers)})
+    return layers
+
+
+def cosmic_layers(harmful_means: np.ndarray, harmless_means: np.ndarray) -> list[int]:
+    """The tenth of the layers (at least one) where the last-token training means of the two classes have
+    the lowest cosine similarity: where they are represented most differently."""
+    a, b = harmful_means[-1], harmless_means[-1]  # [layers, d_model] at the last position
+    cosines = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return sorted(np.argsort(cosines)[: max(1, math.ceil(COSMIC_LAYER_SHARE * len(cosines)))].tolist())
+
+
+def mean_cosine(states: np.ndarray, reference: np.ndarray, layers: list[int]) -> float:
+    """Mean over ``layers`` of the cosine between the mean of ``states`` [layers, n, d] and ``reference``'s."""
+    cosines = []
+    for layer in layers:
+        a, b = states[layer].mean(axis=0), reference[layer].mean(axis=0)
+        cosines.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
+    return float(np.mean(cosines))
+
+
+def score_candidates(
+    spec: dict, prompt_files: dict[str, str], splits: str, candidates_path: str, manifest: str, output: str,
+    converted_dir: str | None, settings: dict, execution: ExecutionSettings,
+) -> None:  # fmt: skip
+    """candidate_scores.csv: one row per scored candidate (layer, position) with bypass, induce, kl and the
+    COSMIC numbers, and the baselines without intervention."""
+    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
+    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
+    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
+    refusal_tokens = read_json(manifest)["refusal_token_ids"]
+    prompts = {}
+    for name, path in prompt_files.items():
+        records = read_jsonl(path)
+        prompts[name] = [prompt_format.encode(records[row]["text"]) for row in read_split(splits, name, "validation")]
+    tensors = load_file(candidates_path)
+    with safe_open(candidates_path, "numpy") as handle:
+        tokens = json.loads(handle.metadata()["refusal_directions"])["positions"]
+    candidates = tensors["candidates"].astype(np.float64)  # [positions, layers, d_model]
+    n_positions, n_layers, _ = candidates.shape
+    cosmic = cosmic_layers(tensors["harmful_means"], tensors["harmless_means"])
+    layers = candidate_layers(n_layers, n_positions, settings["layer_stride"], settings["max_candidates"])
+    log.info("%d candidates: %d position(s) x layers %s; COSMIC layers %s", n_positions * len(layers), n_positions,
+             layers, cosmic)  # fmt: skip
+
+    def measure(name: str, label: str, context):
+        with context:
+            return runner.last_states(prompts[name], Progress(f"{label} ({name})", len(prompts[name])))
+
+    harmful_logits, harmful_states = measure("harmful", "baseline", nullcontext())
+    harmless_logits, harmless_states = measure("harmless", "baseline", nullcontext())
+    baseline = {
+        "baseline_harmful_score": float(refusal_scores(harmful_logits, refusal_tokens).mean()),
+        "baseline_harmless_score": float(refusal_scores(harmless_logits, refusal_tokens).mean()),
+    }
+    log.info("baseline refusal scores: harmful %.3f, harmless %.3f", *baseline.values())
+    rows = []
+    for position in range(n_positions):
+        for layer in layers:
+            vector = candidates[position, layer]
+            label = f"candidate layer {layer} position {position - n_positions}"
+            ablated_logits, ablated_states = measure("harmful", f"{label}: ablation", ablate_everywhere(model, vector))
+            added_logits, added_states = measure("harmless", f"{label}: addition", add_at_layer(model, vector, layer))
+            side_logits, _ = measure("harmless", f"{label}: ablation", ablate_everywhere(model, vector))
+            ablation = mean_cosine(ablated_states, harmless_states, cosmic)
+            addition = mean_cosine(added_states, harmful_states, cosmic)
+            rows.append({
+                "layer": layer, "position": position - n_positions, "token": tokens[position],
+                "bypass": float(refusal_scores(ablated_logits, refusal_tokens).mean()),
+                "induce": float(refusal_scores(added_logits, refusal_tokens).mean()),
+                "kl": float(kl_divergence(harmless_logits, side_logits).mean()),
+                "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
+                "norm": float(np.linalg.norm(vector)), **baseline,
+                "n_validation_harmful": len(prompts["harmful"]), "n_validation_harmless": len(prompts["harmless"]),
+                "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers,
+            })  # fmt: skip
+    pd.DataFrame(rows).to_csv(output, index=False)

@@ -1,0 +1,65 @@
+"""The selected direction's evaluation as a table: per condition, the refusal rate (by the response text, by
+the refusal score, by either) with Wilson intervals and the mean refusal score with a bootstrap interval;
+each intervention's change against no intervention and against each control on the same prompts, with
+paired bootstrap intervals; and the next-token KL on harmless prompts."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .intervals import mean_interval, paired_difference, wilson_interval
+from .jsonio import read_jsonl
+from .refusal import label_responses
+
+# Each intervention: the condition without intervention on the same prompts, and its two controls.
+COMPARED = {
+    "ablation": ("baseline harmful", ("random ablation", "control ablation")),
+    "addition": ("baseline harmless", ("random addition", "control addition")),
+}
+
+
+def _interval(prefix: str, values: tuple[float, float, float]) -> dict:
+    return dict(zip((prefix, f"{prefix}_ci_low", f"{prefix}_ci_high"), values, strict=True))
+
+
+def _paired(after: pd.DataFrame, before: pd.DataFrame, column: str, intervals: dict) -> tuple[float, float, float]:
+    paired = after.set_index("row")[column].astype(float).align(before.set_index("row")[column].astype(float), "inner")
+    return paired_difference(paired[0].to_numpy(), paired[1].to_numpy(), **intervals)
+
+
+def evaluation_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: float, n_bootstrap: int,
+                     seed: int) -> pd.DataFrame:  # fmt: skip
+    intervals = {"n_bootstrap": n_bootstrap, "level": level, "seed": seed}
+    by_condition = {condition: part for condition, part in labels.groupby("condition", sort=False)}
+    kl = divergences.set_index("condition")["mean_kl"] if len(divergences) else pd.Series(dtype=float)
+    rows = []
+    for condition, part in by_condition.items():
+        row = {"condition": condition, "set": part["set"].iloc[0], "n": len(part)}
+        for suffix, column in (("", "refused"), ("_text", "refused_text"), ("_score", "refused_score")):
+            row.update(_interval(f"refusal_rate{suffix}", (part[column].mean(),
+                                 *wilson_interval(int(part[column].sum()), len(part), level))))  # fmt: skip
+        row.update(_interval("mean_refusal_score", mean_interval(part["refusal_score"].to_numpy(), **intervals)))
+        for intervention, (baseline, controls) in COMPARED.items():
+            if condition == baseline or condition not in (intervention, *controls):
+                continue
+            before = by_condition[baseline]
+            row.update(_interval("change_rate", _paired(part, before, "refused", intervals)))
+            row.update(_interval("change_score", _paired(part, before, "refusal_score", intervals)))
+            if condition == intervention:
+                for control in (c for c in controls if c in by_condition):
+                    kind = control.split()[0]
+                    row.update(_interval(f"vs_{kind}_rate", _paired(part, by_condition[control], "refused", intervals)))
+                    row.update(_interval(f"vs_{kind}_score", _paired(part, by_condition[control], "refusal_score",
+                                                                     intervals)))  # fmt: skip
+        row["mean_kl"] = kl.get(condition, float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize_evaluation(generations: str, kl_csv: str, outputs: dict, refusal: dict, intervals: dict) -> None:
+    """evaluation_labels.csv (every response judged, text and score) and evaluation.csv."""
+    labels = label_responses(read_jsonl(generations), refusal)
+    labels.to_csv(outputs["labels"], index=False)
+    table = evaluation_table(labels, pd.read_csv(kl_csv), intervals["ci_level"], intervals["n_bootstrap"],
+                             intervals["seed"])  # fmt: skip
+    table.to_csv(outputs["table"], index=False)

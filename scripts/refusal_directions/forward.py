@@ -1,0 +1,160 @@
+"""A loaded model run over tokenized prompts: in batches (batching.BatchRunner), under whatever forward hooks
+are active (recorders, interventions), for the next-token logits at each prompt's last position or for
+generated responses. Every job that runs the model goes through here."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from .batching import BatchRunner, left_padded
+from .errors import UserError
+from .execution import ExecutionSettings
+from .modeling import decoder_layers
+from .prefix_cache import PrefixCache, shared_prefix_length
+
+log = logging.getLogger(__name__)
+
+
+class PositionRecorder:
+    """Forward hooks that keep the last ``n_positions`` positions of each block's output (no full hidden
+    states)."""
+
+    def __init__(self, model, n_positions: int = 1):
+        self.n_positions = n_positions
+        self.captured: list[torch.Tensor | None] = []
+        self.handles = []
+        for index, block in enumerate(decoder_layers(model)):
+            self.captured.append(None)
+            self.handles.append(block.register_forward_hook(self._hook(index)))
+
+    def _hook(self, index: int):
+        def keep_last_positions(_module, _inputs, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            # A copy, not a view: a view would keep the block's whole [batch, seq, d] output alive.
+            self.captured[index] = hidden[:, -self.n_positions :, :].to(torch.float32, copy=True)
+
+        return keep_last_positions
+
+    def rows(self) -> list[np.ndarray]:
+        """The last batch's rows, one float32 array [batch, n_positions, d_model] per layer."""
+        rows = [captured.cpu().numpy() for captured in self.captured]
+        if not all(np.isfinite(values).all() for values in rows):
+            raise UserError("the model produced NaN or inf activations; try dtype: float32 in the model's config entry")
+        return rows
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+class ModelRunner:
+    """With ``prefix_cache: auto``, the longest token prefix all prompts of a pass share (the chat template's
+    opening and system prompt: half the tokens of a short prompt) runs once per pass, under the hooks active
+    in that pass, and every batch runs on top of its key/value cache (prefix_cache.py); ``off`` runs every
+    prompt whole. Both give the same numbers up to float rounding."""
+
+    def __init__(self, model, tokenizer, device, batches: BatchRunner, prefix_cache: str = "auto"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batches = batches
+        self.prefix_cache = prefix_cache
+
+    @classmethod
+    def for_job(cls, model, tokenizer, device, execution: ExecutionSettings) -> ModelRunner:
+        """The runner a job's execution settings ask for: its batch limits and prefix cache."""
+        return cls(model, tokenizer, device, BatchRunner.for_job(execution, model, device), execution.prefix_cache)
+
+    def _prefix(self, token_ids: list[list[int]], keep: int) -> PrefixCache | None:
+        """The shared prefix of this pass, cached under the active hooks; every prompt keeps at least
+        ``keep`` tokens after it (the positions a recorder reads). None when off or not worth it."""
+        if self.prefix_cache == "off":
+            return None
+        length = shared_prefix_length([ids[: len(ids) - keep + 1] for ids in token_ids])
+        if length == 0:
+            return None
+        log.info("prefix cache: %d shared tokens of %.1f on average", length, np.mean([len(i) for i in token_ids]))
+        return PrefixCache(self.model, token_ids[0][:length], self.tokenizer.pad_token_id)
+
+    def each_batch(self, token_ids: list[list[int]], handle, progress=None, keep: int = 1) -> None:
+        """``handle(indices, logits)`` for each batch: the batch's positions in ``token_ids`` and the
+        next-token logits [batch, vocab] at each prompt's last position (the LM head runs on that position
+        only). Hooks on the decoder blocks see at least the last ``keep`` positions of every prompt."""
+        prefix = self._prefix(token_ids, keep)
+
+        def process(indices):
+            rows = [token_ids[i] for i in indices]
+            with torch.inference_mode():
+                if prefix is None:
+                    batch = left_padded(rows, self.tokenizer.pad_token_id, self.device)
+                    logits = self.model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1, :]
+                else:
+                    logits = prefix.last_logits(rows)
+            handle(indices, logits)
+
+        self.batches.run([len(ids) - (len(prefix) if prefix else 0) for ids in token_ids], process, progress)
+
+    def next_token_logits(self, token_ids: list[list[int]], progress=None) -> torch.Tensor:
+        """[n_prompts, vocab] float32 on the CPU, in prompt order."""
+        rows: list[torch.Tensor | None] = [None] * len(token_ids)
+
+        def keep(indices, logits):
+            for position, index in enumerate(indices):
+                rows[int(index)] = logits[position].float().cpu()
+
+        self.each_batch(token_ids, keep, progress)
+        return torch.stack(rows)
+
+    def last_states(self, token_ids: list[list[int]], progress=None) -> tuple[torch.Tensor, np.ndarray]:
+        """The next-token logits [n, vocab] (float32, CPU) and every layer's output at the last token
+        [n_layers, n, d_model] (float64), in prompt order."""
+        n_layers = len(decoder_layers(self.model))
+        logits: list[torch.Tensor | None] = [None] * len(token_ids)
+        states = np.empty((n_layers, len(token_ids), self.model.config.get_text_config().hidden_size))
+        recorder = PositionRecorder(self.model)
+
+        def keep(indices, batch_logits):
+            for position, index in enumerate(indices):
+                logits[int(index)] = batch_logits[position].float().cpu()
+            states[:, indices] = np.stack([values[:, -1] for values in recorder.rows()])
+
+        try:
+            self.each_batch(token_ids, keep, progress)
+        finally:
+            recorder.remove()
+        return torch.stack(logits), states
+
+    def generate(self, token_ids: list[list[int]], max_new_tokens: int, do_sample: bool = False,
+                 temperature: float = 1.0, seed: int = 0, progress=None) -> list[str]:  # fmt: skip
+        """The model's response to each prompt (greedy unless ``do_sample``), decoded without special tokens.
+        Prompts are left-padded; ``generate`` derives positions from the mask."""
+        responses: list[str | None] = [None] * len(token_ids)
+        if do_sample:
+            torch.manual_seed(seed)
+        prefix = self._prefix(token_ids, keep=1)
+        sampling = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "top_p": None, "top_k": None,
+                    "temperature": temperature if do_sample else None}  # fmt: skip
+
+        def process(indices):
+            rows = [token_ids[i] for i in indices]
+            with torch.inference_mode():
+                if prefix is None:
+                    padded = left_padded(rows, self.tokenizer.pad_token_id, self.device)
+                    output = self.model.generate(
+                        input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
+                        pad_token_id=self.tokenizer.pad_token_id, **sampling,
+                    )  # fmt: skip
+                    new_tokens = output[:, padded["input_ids"].shape[1] :]
+                else:
+                    new_tokens = prefix.generate(rows, **sampling)
+            texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            for index, text in zip(indices, texts, strict=True):
+                responses[int(index)] = text.strip()
+
+        # A batch's token budget covers the tokens it will generate as well.
+        shared = len(prefix) if prefix else 0
+        self.batches.run([len(ids) - shared + max_new_tokens for ids in token_ids], process, progress)
+        return responses

@@ -1,0 +1,102 @@
+"""Choose the refusal direction among the scored candidates: the verdicts of the selection, applied to the
+numbers of candidate_scores.py, so changing a threshold reruns no model job.
+
+``refusal_score`` (the reference method): drop candidates with an undefined score, in the last
+(1 - max_layer_fraction) of the layers, whose ablation moves harmless prompts' next-token distribution by
+more than kl_max, or whose addition does not make harmless prompts refused (induce <= induce_min); the lowest
+bypass score wins. ``cosmic``: the same layer and KL filters; the highest COSMIC score wins. If no candidate
+passes, the best one that passes the layer filter is taken and marked as a fallback, with why the others
+failed: it is then a candidate, not a finding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file, save_file
+
+from .jsonio import write_json
+
+log = logging.getLogger(__name__)
+CRITERIA = {"refusal_score": ("bypass", "lowest"), "cosmic": ("cosmic_score", "highest")}
+
+
+def filters(scores: pd.DataFrame, settings: dict) -> dict[str, pd.Series]:
+    """Each filter's name and which candidates it drops."""
+    limit = int(scores["n_layers"].iloc[0] * settings["max_layer_fraction"])
+    numbers = ["bypass", "induce", "kl"] if settings["method"] == "refusal_score" else ["cosmic_score", "kl"]
+    dropped = {
+        "undefined score": ~np.isfinite(scores[numbers]).all(axis=1),
+        f"layer >= {limit} (the last {1 - settings['max_layer_fraction']:.0%} of the layers)": scores["layer"] >= limit,
+        f"KL > {settings['kl_max']:g}": scores["kl"] > settings["kl_max"],
+    }
+    if settings["method"] == "refusal_score":
+        dropped[f"induce <= {settings['induce_min']:g}"] = ~(scores["induce"] > settings["induce_min"])
+    return dropped
+
+
+def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str]:
+    """The scores with ``filtered`` and ``why``, the index of the chosen candidate, and why it is a fallback
+    ("" when it passed every filter)."""
+    column, best = CRITERIA[settings["method"]]
+    dropped = filters(scores, settings)
+    table = scores.assign(why=[
+        "; ".join(name for name, mask in dropped.items() if mask.loc[index]) for index in scores.index
+    ])  # fmt: skip
+    table["filtered"] = table["why"] != ""
+    pool, fallback = table[~table["filtered"]], ""
+    if pool.empty:
+        fallback = ", ".join(
+            f"{int(mask.sum())} of {len(table)} fail {name}" for name, mask in dropped.items() if mask.any()
+        )
+        layer_filter, undefined = list(dropped.values())[1], list(dropped.values())[0]
+        pool = table[~layer_filter & ~undefined]
+        if pool.empty:  # every candidate is in the last layers or undefined: take the best defined one
+            pool = table[np.isfinite(table[column])]
+    chosen = pool[column].idxmin() if best == "lowest" else pool[column].idxmax()
+    table["selected"] = table.index == chosen
+    return table, int(chosen), fallback
+
+
+def select_direction(scores_csv: str, candidates_path: str, outputs: dict, settings: dict) -> None:
+    """scores.csv (every candidate, filtered and why), selected_direction.json and .safetensors."""
+    table, chosen, fallback = choose(pd.read_csv(scores_csv), settings)
+    table.to_csv(outputs["scores"], index=False)
+    row = table.loc[chosen]
+    candidates = load_file(candidates_path)["candidates"]
+    n_positions = candidates.shape[0]
+    direction = candidates[int(row["position"]) + n_positions, int(row["layer"])].astype(np.float64)
+    save_file(
+        {"direction": direction.astype(np.float32), "unit": (direction / np.linalg.norm(direction)).astype(np.float32)},
+        outputs["direction"],
+        metadata={"refusal_directions": json.dumps({"layer": int(row["layer"]), "position": int(row["position"])})},
+    )
+    column, best = CRITERIA[settings["method"]]
+    summary = {
+        "layer": int(row["layer"]),
+        "position": int(row["position"]),
+        "token": row["token"],
+        "relative_depth": int(row["layer"]) / int(row["n_layers"]),
+        "method": settings["method"],
+        "criterion": f"{best} {column}",
+        "passed_filters": not fallback,
+        "fallback_reason": fallback,
+        **{
+            name: float(row[name])
+            for name in ("bypass", "induce", "kl", "cosmic_ablation", "cosmic_addition", "cosmic_score", "norm")
+        },  # fmt: skip
+        "baseline_harmful_score": float(row["baseline_harmful_score"]),
+        "baseline_harmless_score": float(row["baseline_harmless_score"]),
+        "n_candidates": len(table),
+        "n_passed": int((~table["filtered"]).sum()),
+        "n_validation": {"harmful": int(row["n_validation_harmful"]), "harmless": int(row["n_validation_harmless"])},
+        "cosmic_layers": [int(layer) for layer in str(row["cosmic_layers"]).split()],
+        "thresholds": {key: settings[key] for key in ("kl_max", "induce_min", "max_layer_fraction")},
+        "split": "validation",
+    }
+    write_json(outputs["summary"], summary)
+    log.info("selected layer %d position %d (%s)%s", summary["layer"], summary["position"], summary["criterion"],
+             " as a fallback" if fallback else "")  # fmt: skip

@@ -1,0 +1,13 @@
+"""Snakemake entry for rule select_direction."""
+
+from refusal_directions.runlog import rule_log
+
+with rule_log(snakemake.log[0]):
+    from refusal_directions.selection import select_direction
+
+    select_direction(
+        snakemake.input.scores,
+        snakemake.input.candidates,
+        outputs=dict(snakemake.output.items()),
+        settings=snakemake.params.selection,
+    )

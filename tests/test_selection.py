@@ -1,0 +1,150 @@
+"""Direction selection: the filters and the choice on synthetic scores, and a planted refusal direction found
+among decoys by scoring every candidate on a tiny model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from refusal_directions import candidate_scores
+from refusal_directions.candidate_scores import candidate_layers, cosmic_layers
+from refusal_directions.execution import ExecutionSettings
+from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
+from refusal_directions.refusal_score import refusal_scores
+from refusal_directions.selection import choose
+
+from conftest import HARMFUL, HARMLESS, build_tiny_model
+
+SETTINGS = {"method": "refusal_score", "kl_max": 0.1, "induce_min": 0.0, "max_layer_fraction": 0.8}
+
+
+def scores(**columns):
+    n = len(columns["layer"])
+    defaults = {"position": [-1] * n, "token": ["x"] * n, "kl": [0.01] * n, "induce": [1.0] * n, "n_layers": [10] * n,
+                "cosmic_score": [1.0] * n}  # fmt: skip
+    return pd.DataFrame({**defaults, **columns})
+
+
+def test_the_lowest_bypass_among_the_candidates_that_pass_wins():
+    table, chosen, fallback = choose(
+        scores(layer=[1, 3, 5, 8, 9], bypass=[-1.0, -2.0, -9.0, -10.0, np.nan], kl=[0.01, 0.01, 0.5, 0.01, 0.01]),
+        SETTINGS,
+    )
+    assert table.loc[chosen, "layer"] == 3 and fallback == ""
+    assert table["why"].tolist() == ["", "", "KL > 0.1", "layer >= 8 (the last 20% of the layers)",
+                                     "undefined score; layer >= 8 (the last 20% of the layers)"]  # fmt: skip
+    assert table["selected"].sum() == 1
+
+
+def test_induce_must_be_positive_and_a_fallback_says_why():
+    table, chosen, fallback = choose(scores(layer=[1, 2], bypass=[-3.0, -1.0], induce=[-0.5, -0.1]), SETTINGS)
+    assert table["filtered"].all() and table.loc[chosen, "layer"] == 1
+    assert fallback == "2 of 2 fail induce <= 0"
+
+
+def test_cosmic_takes_the_highest_score_and_ignores_induce():
+    table, chosen, _ = choose(
+        scores(layer=[1, 2, 3], bypass=[-5.0, 0.0, 0.0], induce=[-1.0, -1.0, -1.0], cosmic_score=[1.0, 1.9, 1.2]),
+        {**SETTINGS, "method": "cosmic"},
+    )
+    assert table.loc[chosen, "layer"] == 2 and not table["filtered"].any()
+
+
+def test_candidate_layers_and_cosmic_layers():
+    assert candidate_layers(10, 1, 1, None) == list(range(10))
+    assert candidate_layers(10, 1, 3, None) == [0, 3, 6, 9]
+    assert candidate_layers(30, 5, 1, 20) == [0, 10, 19, 29]  # 4 layers x 5 positions = 20 candidates
+    harmful = np.ones((1, 20, 4))
+    harmless = np.ones((1, 20, 4))
+    harmless[0, 7] = [1.0, -1.0, 1.0, -1.0]  # orthogonal to the harmful mean there
+    harmless[0, 3] = [1.0, 1.0, 1.0, -1.0]
+    assert cosmic_layers(harmful, harmless) == [3, 7]
+
+
+# -- a planted refusal direction -----------------------------------------------------------------------
+
+
+class PlantedRefusal:
+    """A tiny model that refuses harmful prompts through one direction: the MLP of block 0 writes
+    ``strength`` x r into every position of a prompt that contains 'break' (all harmful prompts do), and the
+    LM head reads r into the refusal token's logit. Ablating r everywhere removes the refusal; adding it
+    makes harmless prompts refused."""
+
+    def __init__(self, model, tokenizer, strength: float = 6.0):
+        self.direction = np.random.default_rng(7).normal(size=model.config.hidden_size)
+        self.direction /= np.linalg.norm(self.direction)
+        r = torch.tensor(self.direction, dtype=torch.float32)
+        self.refusal_token = tokenizer.convert_tokens_to_ids("ĠI") if "ĠI" in tokenizer.get_vocab() else 5
+        marker = [tokenizer.convert_tokens_to_ids(t) for t in tokenizer.tokenize(" break")]
+        harmful_rows = {}
+
+        def remember_rows(_module, _args, kwargs):
+            ids = kwargs["input_ids"]
+            harmful_rows["mask"] = torch.stack([(ids == t).any(-1) for t in marker]).all(0)
+
+        def plant(_module, _inputs, output):
+            return output + strength * harmful_rows["mask"][:, None, None] * r
+
+        with torch.no_grad():
+            model.lm_head.weight[self.refusal_token] = 20.0 * r
+        model.register_forward_pre_hook(remember_rows, with_kwargs=True)
+        decoder_layers(model)[0].mlp.register_forward_hook(plant)
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    folder = build_tiny_model(tmp_path_factory.mktemp("planted") / "model", n_layers=5)
+    spec = {"id": str(folder), "trust_remote_code": False, "prompt_format": "chat", "system_prompt": None,
+            "dtype": "float32", "revision": None, "package": None, "gguf_file": None}  # fmt: skip
+    tokenizer = load_tokenizer(str(folder), None, spec)
+    model = load_model(str(folder), None, spec, torch.device("cpu"), torch.float32)
+    planted = PlantedRefusal(model, tokenizer)
+    return folder, spec, model, tokenizer, planted
+
+
+def test_the_planted_model_refuses_harmful_prompts_only(planted_run):
+    from refusal_directions.chat_format import PromptFormat
+
+    _, _, model, tokenizer, planted = planted_run
+    prompt_format = PromptFormat(tokenizer, "chat", None, "tiny")
+    with torch.no_grad():
+        for texts, sign in ((HARMFUL[:3], 1), (HARMLESS[:3], -1)):
+            for text in texts:
+                logits = model(input_ids=torch.tensor([prompt_format.encode(text)])).logits[:, -1]
+                assert sign * refusal_scores(logits, [planted.refusal_token])[0] > 0
+
+
+def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, monkeypatch):
+    folder, spec, model, tokenizer, planted = planted_run
+    n_layers, d_model = 5, model.config.hidden_size
+    rng = np.random.default_rng(0)
+    candidates = rng.normal(size=(1, n_layers, d_model))
+    candidates *= 6.0 / np.linalg.norm(candidates, axis=-1, keepdims=True)  # decoys of the same norm
+    candidates[0, 2] = 6.0 * planted.direction
+    save_file({"candidates": candidates.astype(np.float32), "harmful_means": rng.normal(size=(1, n_layers, d_model)),
+               "harmless_means": rng.normal(size=(1, n_layers, d_model))}, tmp_path / "candidates.safetensors",
+              metadata={"refusal_directions": json.dumps({"positions": ["(last token)"]})})  # fmt: skip
+    prompt_files = {}
+    for name, texts in (("harmful", HARMFUL[:6]), ("harmless", HARMLESS[:6])):
+        prompt_files[name] = tmp_path / f"{name}.jsonl"
+        prompt_files[name].write_text("".join(json.dumps({"id": f"{name}-{i}", "text": t}) + "\n"
+                                              for i, t in enumerate(texts)))  # fmt: skip
+    splits = {name: {"validation": {"rows": list(range(6))}} for name in prompt_files}
+    (tmp_path / "splits.json").write_text(json.dumps(splits))
+    (tmp_path / "manifest.json").write_text(json.dumps({"refusal_token_ids": [planted.refusal_token]}))
+    monkeypatch.setattr(candidate_scores, "load_for_job", lambda *args: (model, tokenizer, torch.device("cpu"), ""))
+    candidate_scores.score_candidates(
+        spec, {k: str(v) for k, v in prompt_files.items()}, str(tmp_path / "splits.json"),
+        str(tmp_path / "candidates.safetensors"), str(tmp_path / "manifest.json"), str(tmp_path / "scores.csv"), None,
+        # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
+        {"layer_stride": 1, "max_candidates": None}, ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
+    )  # fmt: skip
+    table, chosen, fallback = choose(pd.read_csv(tmp_path / "scores.csv"), SETTINGS)
+    assert table.loc[chosen, "layer"] == 2 and fallback == ""
+    planted_row = table.loc[chosen]
+    assert planted_row["bypass"] < 0 < planted_row["baseline_harmful_score"]  # ablation removes the refusal
+    assert planted_row["induce"] > 0 > planted_row["baseline_harmless_score"]  # addition makes one
+    assert (table.drop(index=chosen)["bypass"] > 0).all()  # ablating a decoy leaves the refusal
