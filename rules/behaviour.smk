@@ -2,16 +2,16 @@ rule generate_responses:
     input:
         unpack(generation_inputs),
     output:
-        "results/{model}/behaviour/responses.jsonl",
+        responses="results/{model}/behaviour/responses.jsonl",
     log:
         "results/logs/generate_responses/{model}.log",
     benchmark:
         "results/benchmarks/generate_responses/{model}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: MODEL_JOB_THREADS
+    threads: model_job_threads("generate_responses")
     resources:
-        **MODEL_JOB_RESOURCES,
+        **model_job_resources("generate_responses"),
     params:
         model=model_spec,
         generation=canonical(config["behaviour"]),

@@ -1,15 +1,24 @@
 """Config validation, helpers and input functions shared by all rules (no rules here)."""
 
+import json
+import os
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from refusal_directions.config_check import ConfigError, validate_config  # noqa: E402
+from refusal_directions.config_check import (  # noqa: E402
+    ConfigError,
+    looks_like_a_path,
+    validate_config,
+)
 from refusal_directions.execution import ExecutionSettings  # noqa: E402
 from refusal_directions.hub import hub_id  # noqa: E402
 from refusal_directions.integrity import damaged_files, read_manifest  # noqa: E402
+from refusal_directions.model_size import ModelSize, read_model_size  # noqa: E402
+from refusal_directions.resources import job_resources, rule_workloads  # noqa: E402
 from refusal_directions.workflow_helpers import (  # noqa: E402
     canonical,
     code_version,
@@ -57,16 +66,78 @@ wildcard_constraints:
     conversion="|".join(map(re.escape, CONVERSIONS)) or "no-gguf-model",
 
 
-# The jobs that run the model share one resources definition. batch_size, torch_device and device_map are
-# execution settings: resources, never params, so changing them reruns nothing (config/README.md). gpu,
-# mem_mb and runtime are defined here only; profiles/slurm adds site choices (partitions, account).
-MODEL_JOB_RESOURCES = {
-    "gpu": 1,
-    "mem_mb": 16000,
-    "runtime": 240,
-    **ExecutionSettings.from_config(config).resources(),
-}
-MODEL_JOB_THREADS = 8
+def model_location(spec):
+    """The folder holding a model's files, or None for a Hub id."""
+    if spec["package"]:
+        return str(package_dir(spec["package"]))
+    return spec["id"] if looks_like_a_path(spec["id"]) else None
+
+
+# The sizes the main process read, handed to the jobs' own processes through the environment (sbatch
+# exports it): a job on a cluster node, perhaps without internet or the same Hub cache, must derive the same
+# resources (its device_map follows its GPU count).
+SIZES_VARIABLE = "REFUSAL_DIRECTIONS_MODEL_SIZES"
+
+
+def read_model_sizes():
+    """Every model's parameter count (and depth), read before any job: the resources of its jobs follow."""
+    if not workflow.is_main_process and SIZES_VARIABLE in os.environ:
+        sizes = json.loads(os.environ[SIZES_VARIABLE])
+        return {slug: ModelSize(**sizes[slug]) for slug in MODELS}
+    sizes = {}
+    for slug, spec in MODELS.items():
+        size = read_model_size(spec, model_location(spec))
+        if size is None:
+            stop(
+                f"model '{slug}' ({spec['id']}): its size cannot be read (no local files, not in the Hugging "
+                f"Face cache, the Hub not reachable); give its parameter count as n_params (and its layers as "
+                f"n_layers) in its config entry"
+            )
+        sizes[slug] = size
+    os.environ[SIZES_VARIABLE] = json.dumps({slug: asdict(size) for slug, size in sizes.items()})
+    return sizes
+
+
+MODEL_SIZES = read_model_sizes()
+MODEL_WORK = {slug: rule_workloads(config, MODEL_SIZES[slug].n_layers) for slug in MODELS}
+EXECUTION = ExecutionSettings.from_config(config).resources()
+
+
+def derived_resources(model, rule):
+    """gpu, mem_mb, runtime and threads of one model job, from the model's size and the job's work; the
+    model's ``resources:`` entry wins."""
+    spec = MODELS[model]
+    work = MODEL_WORK[model][rule]
+    return job_resources(
+        MODEL_SIZES[model].n_params, spec["dtype"], work, config["gpu_mem_mb"], spec["resources"]
+    )
+
+
+def model_job_resources(rule):
+    """The resources of a job that runs the model: derived per model (profiles/slurm adds the site's
+    partitions), and the execution settings, which are resources, never params, so changing them reruns
+    nothing (config/README.md). A model that needs several GPUs is spread over them (device_map: auto).
+    """
+
+    def derived(key):
+        def value(wildcards):
+            return derived_resources(wildcards.model, rule)[key]
+
+        return value
+
+    def device_map(wildcards):
+        spread = derived_resources(wildcards.model, rule)["gpu"] > 1
+        return "auto" if spread else EXECUTION["device_map"]
+
+    resources = {key: derived(key) for key in ("gpu", "mem_mb", "runtime")}
+    return {**resources, **EXECUTION, "device_map": device_map}
+
+
+def model_job_threads(rule):
+    def threads(wildcards):
+        return derived_resources(wildcards.model, rule)["threads"]
+
+    return threads
 
 
 def activation_folder(model):
@@ -109,9 +180,14 @@ def dataset_source(wildcards):
     return [] if hub_id(source) else [source]
 
 
+# Keys of a model entry that do not change what a job computes: a display name, and what sizes its jobs.
+NOT_RESULTS = ("name", "n_params", "n_layers", "resources")
+
+
 def model_spec(wildcards):
-    """A model's entry as the jobs that use it see it: without its display name, which only titles use."""
-    return {key: value for key, value in MODELS[wildcards.model].items() if key != "name"}
+    """A model's entry as the jobs that use it see it: what they compute from, nothing that only titles or
+    sizes them."""
+    return {key: value for key, value in MODELS[wildcards.model].items() if key not in NOT_RESULTS}
 
 
 def model_id(wildcards):
@@ -292,6 +368,14 @@ def report_inputs(wildcards):
         inputs["evaluation"] = f"{folder}/selection/evaluation.csv"
         inputs["evaluation_labels"] = f"{folder}/selection/evaluation_labels.csv"
     return inputs
+
+
+def selected_directions():
+    """Every model's selected direction, for the comparison, when the selection runs."""
+    enabled = config["selection"]["enabled"]
+    return (
+        expand("results/{model}/selection/selected_direction.json", model=MODELS) if enabled else []
+    )
 
 
 def model_title(wildcards):

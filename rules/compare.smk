@@ -2,6 +2,7 @@ rule compare_models:
     input:
         summaries=expand("results/{model}/summary.json", model=MODELS),
         validations=expand("results/{model}/validation_results.csv", model=MODELS),
+        selected=selected_directions(),
     output:
         table=report(
             "results/comparison/models.csv",

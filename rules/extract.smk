@@ -31,9 +31,9 @@ checkpoint extract_activations:
         "results/benchmarks/extract_activations/{model}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: MODEL_JOB_THREADS
+    threads: model_job_threads("extract_activations")
     resources:
-        **MODEL_JOB_RESOURCES,
+        **model_job_resources("extract_activations"),
     params:
         model=model_spec,
         datasets=USED_DATASETS,

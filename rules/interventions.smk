@@ -10,9 +10,9 @@ rule run_interventions:
         "results/benchmarks/run_interventions/{model}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: MODEL_JOB_THREADS
+    threads: model_job_threads("run_interventions")
     resources:
-        **MODEL_JOB_RESOURCES,
+        **model_job_resources("run_interventions"),
     params:
         model=model_spec,
         interventions=canonical(config["interventions"]),

@@ -21,16 +21,16 @@ rule score_candidates:
         unpack(selection_inputs),
         candidates="results/{model}/selection/candidates.safetensors",
     output:
-        "results/{model}/selection/candidate_scores.csv",
+        scores="results/{model}/selection/candidate_scores.csv",
     log:
         "results/logs/score_candidates/{model}.log",
     benchmark:
         "results/benchmarks/score_candidates/{model}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: MODEL_JOB_THREADS
+    threads: model_job_threads("score_candidates")
     resources:
-        **MODEL_JOB_RESOURCES,
+        **model_job_resources("score_candidates"),
     params:
         model=model_spec,
         scoring=selection_config("layer_stride", "max_candidates"),
@@ -101,9 +101,9 @@ rule evaluate_direction:
         "results/benchmarks/evaluate_direction/{model}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: MODEL_JOB_THREADS
+    threads: model_job_threads("evaluate_direction")
     resources:
-        **MODEL_JOB_RESOURCES,
+        **model_job_resources("evaluate_direction"),
     params:
         model=model_spec,
         evaluation=selection_config("evaluation")["evaluation"],

@@ -9,6 +9,7 @@ with rule_log(snakemake.log[0]):
         models=snakemake.params.models,
         summaries=list(snakemake.input.summaries),
         validations=list(snakemake.input.validations),
+        selected=list(snakemake.input.selected),
         table_csv=snakemake.output.table,
         figure_png=snakemake.output.figure,
         dpi=snakemake.params.dpi,

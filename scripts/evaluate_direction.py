@@ -8,13 +8,8 @@ with rule_log(snakemake.log[0]):
 
     evaluate_direction(
         spec=snakemake.params.model,
-        prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
-        splits=snakemake.input.splits,
-        selected=snakemake.input.selected,
-        directions=snakemake.input.directions,
-        manifest=snakemake.input.manifest,
+        inputs=dict(snakemake.input.items()),
         outputs=dict(snakemake.output.items()),
-        converted_dir=snakemake.input.get("converted"),
         settings=snakemake.params.evaluation,
         execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
     )

@@ -8,10 +8,8 @@ with rule_log(snakemake.log[0]):
 
     generate_responses(
         spec=snakemake.params.model,
-        prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
-        splits=snakemake.input.splits,
-        output=snakemake.output[0],
-        converted_dir=snakemake.input.get("converted"),
+        inputs=dict(snakemake.input.items()),
+        outputs=dict(snakemake.output.items()),
         settings=snakemake.params.generation,
         execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
     )

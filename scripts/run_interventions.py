@@ -8,12 +8,8 @@ with rule_log(snakemake.log[0]):
 
     run_intervention_sweep(
         spec=snakemake.params.model,
-        prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
-        splits=snakemake.input.splits,
-        directions=snakemake.input.directions,
-        manifest=snakemake.input.manifest,
+        inputs=dict(snakemake.input.items()),
         outputs=dict(snakemake.output.items()),
-        converted_dir=snakemake.input.get("converted"),
         settings=snakemake.params.interventions,
         execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
     )

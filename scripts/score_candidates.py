@@ -8,12 +8,8 @@ with rule_log(snakemake.log[0]):
 
     score_candidates(
         spec=snakemake.params.model,
-        prompt_files=dict(zip(("harmful", "harmless"), snakemake.input.prompts, strict=True)),
-        splits=snakemake.input.splits,
-        candidates_path=snakemake.input.candidates,
-        manifest=snakemake.input.manifest,
-        output=snakemake.output[0],
-        converted_dir=snakemake.input.get("converted"),
+        inputs=dict(snakemake.input.items()),
+        outputs=dict(snakemake.output.items()),
         settings=snakemake.params.scoring,
         execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
     )

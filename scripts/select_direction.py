@@ -6,8 +6,7 @@ with rule_log(snakemake.log[0]):
     from refusal_directions.selection import select_direction
 
     select_direction(
-        snakemake.input.scores,
-        snakemake.input.candidates,
+        inputs=dict(snakemake.input.items()),
         outputs=dict(snakemake.output.items()),
         settings=snakemake.params.selection,
     )

@@ -6,8 +6,7 @@ with rule_log(snakemake.log[0]):
     from refusal_directions.evaluation_summary import summarize_evaluation
 
     summarize_evaluation(
-        snakemake.input.generations,
-        snakemake.input.kl,
+        inputs=dict(snakemake.input.items()),
         outputs=dict(snakemake.output.items()),
         refusal=snakemake.params.refusal,
         intervals=snakemake.params.intervals,

@@ -158,7 +158,8 @@ def test_special_token_text_in_prompts_is_data(tmp_path, tiny_model):
 
 def test_an_unreachable_hub_model_fails_once(tmp_path, tiny_model):
     config = tiny_config(tmp_path, tiny_model)
-    config["models"][0]["id"] = "no-such-org/no-such-model"
+    # Its size given, so the run gets as far as the job (without it: tests/test_resources.py).
+    config["models"][0].update(id="no-such-org/no-such-model", n_params=1_000_000)
     result = run_workflow(tmp_path, config, check=False)
     output = result.stdout + result.stderr
     errors = [line for line in output.splitlines() if line.startswith("error:")]

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import planned_jobs
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL_RULES = (
     "extract_activations",
@@ -19,13 +21,14 @@ MODEL_RULES = (
 )
 HEAVY_RULES = ("convert_model", *MODEL_RULES)
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
+FAMILY = REPO / "config" / "experiments" / "qwen2.5-family.yaml"
 
 
 def snakemake(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "snakemake", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("configfile", [None, QWEN], ids=["default", "qwen"])
+@pytest.mark.parametrize("configfile", [None, QWEN, FAMILY], ids=["default", "qwen", "family"])
 def test_dry_run(configfile, tmp_path):
     # A fresh folder, so a finished run in the repository cannot hide jobs.
     (tmp_path / "data").symlink_to(REPO / "data")
@@ -33,10 +36,16 @@ def test_dry_run(configfile, tmp_path):
     result = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = result.stdout
-    assert re.search(r"extract_activations\s+1", jobs)
+    assert re.search(rf"extract_activations\s+{7 if configfile == FAMILY else 1}\b", jobs)
     assert re.search(r"download_dataset\s+4", jobs)  # harmful, harmless and the two control sets
     if configfile:
         assert "qwen2.5-1.5b-instruct" in jobs and "convert_model" not in jobs
+    if configfile == QWEN:  # the reference's selection: every layer and post-instruction position, on a GPU
+        planned = {job["rule"]: job for job in planned_jobs(result)}
+        assert {"score_candidates", "select_direction", "evaluate_direction"} <= set(planned)
+        assert (
+            planned["score_candidates"]["resources"]["gpu"] == planned["evaluate_direction"]["resources"]["gpu"] == "1"
+        )
 
 
 def test_lint_is_clean():
@@ -82,8 +91,9 @@ def test_every_rule_has_log_conda_and_heavy_rules_benchmark():
         assert "    log:" in block and "    conda:" in block, name
         if name in HEAVY_RULES:
             assert "    benchmark:" in block, name
-        # The jobs that run the model share one resources definition (rules/common.smk).
-        assert ("**MODEL_JOB_RESOURCES" in block) == (name in MODEL_RULES), name
+        # The jobs that run the model are sized from the model (rules/common.smk: model_job_resources).
+        sized = f'**model_job_resources("{name}")' in block and f'threads: model_job_threads("{name}")' in block
+        assert sized == (name in MODEL_RULES), name
         assert "retries:" not in block, name  # out-of-memory is handled in the job; a retry would repeat any error
 
 

@@ -162,7 +162,9 @@ def test_only_the_jobs_that_run_the_model_ask_for_a_gpu(tmp_path):
         for job in jobs:
             if job["rule"] in MODEL_RULES:
                 resources = job["resources"]
-                assert resources["gpu"] == "1" and int(resources["mem_mb"]) >= 16000 and int(resources["runtime"]) >= 60
+                # Derived from the embedded model's 135M parameters (tests/test_resources.py: larger models).
+                assert resources["gpu"] == "1" and 4000 < int(resources["mem_mb"]) < 8000
+                assert int(resources["runtime"]) >= 15
                 if profile:  # the profile adds the site's partition and nothing the rules own
                     assert resources["slurm_partition"] == "gpu" and "cpus_per_gpu" not in resources
             elif profile:

@@ -21,7 +21,7 @@ TABLES = {"aggregate_layers": 1, "plot_directions": 1, "write_report": 1, "compa
 STATISTICS = {"layer_stats": N_LAYERS, **TABLES}
 INTERVALS = {"behaviour_analysis": 1, "summarize_interventions": 1, "summarize_evaluation": 1}
 SELECTION = {"score_candidates": 1, "select_direction": 1, "plot_selection": 1, "evaluate_direction": 1,
-             "summarize_evaluation": 1}  # fmt: skip
+             "summarize_evaluation": 1, "compare_models": 1}  # fmt: skip
 READERS_OF_SPLITS = {
     "compute_directions": 1,
     "compute_candidates": 1,
@@ -221,13 +221,23 @@ def test_branch_settings_rerun_their_branch_only(run, change, expected):
     assert counts(dry_run_after(run, apply)) == expected
 
 
+def resize_model(config):
+    config["models"][0].update(n_params=7_600_000_000, n_layers=28, resources={"runtime": 600})
+
+
 @pytest.mark.parametrize(
     "change",
-    [{"batch_size": 1}, {"batch_size": "auto"}, {"device": "cpu"}, {"device_map": "auto"}],
-    ids=["batch_size", "batch_size_auto", "device", "device_map"],
+    [
+        lambda c: c.update(batch_size=1),
+        lambda c: c.update(batch_size="auto", max_batch_tokens=64),
+        lambda c: c.update(device="cpu", device_map="auto", prefix_cache="off"),
+        lambda c: c.update(gpu_mem_mb=40960),
+        resize_model,
+    ],
+    ids=["batch_size", "batch_size_auto", "device", "gpu_mem_mb", "model_size"],
 )
 def test_execution_settings_rerun_nothing(run, change):
-    assert dry_run_after(run, lambda c: c.update(change)) == []
+    assert dry_run_after(run, change) == []
 
 
 def test_the_same_config_written_otherwise_reruns_nothing(run):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from refusal_directions import candidate_scores
+from refusal_directions import candidate_scores, model_job
 from refusal_directions.candidate_scores import candidate_layers, cosmic_layers
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
@@ -135,13 +135,18 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
     splits = {name: {"validation": {"rows": list(range(6))}} for name in prompt_files}
     (tmp_path / "splits.json").write_text(json.dumps(splits))
     (tmp_path / "manifest.json").write_text(json.dumps({"refusal_token_ids": [planted.refusal_token]}))
-    monkeypatch.setattr(candidate_scores, "load_for_job", lambda *args: (model, tokenizer, torch.device("cpu"), ""))
+    monkeypatch.setattr(model_job, "load_for_job", lambda *args: (model, tokenizer, torch.device("cpu"), ""))
+    inputs = {"prompts": [str(prompt_files["harmful"]), str(prompt_files["harmless"])],
+              "splits": str(tmp_path / "splits.json"), "candidates": str(tmp_path / "candidates.safetensors"),
+              "manifest": str(tmp_path / "manifest.json")}  # fmt: skip
     candidate_scores.score_candidates(
-        spec, {k: str(v) for k, v in prompt_files.items()}, str(tmp_path / "splits.json"),
-        str(tmp_path / "candidates.safetensors"), str(tmp_path / "manifest.json"), str(tmp_path / "scores.csv"), None,
+        spec,
+        inputs,
+        {"scores": str(tmp_path / "scores.csv")},
+        {"layer_stride": 1, "max_candidates": None},
         # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
-        {"layer_stride": 1, "max_candidates": None}, ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
-    )  # fmt: skip
+        ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
+    )
     table, chosen, fallback = choose(pd.read_csv(tmp_path / "scores.csv"), SETTINGS)
     assert table.loc[chosen, "layer"] == 2 and fallback == ""
     planted_row = table.loc[chosen]

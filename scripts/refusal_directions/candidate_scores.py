@@ -26,15 +26,11 @@ import pandas as pd
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from .chat_format import PromptFormat
 from .execution import ExecutionSettings
-from .forward import ModelRunner
 from .interventions import ablate_everywhere, add_at_layer, kl_divergence
-from .jsonio import read_json, read_jsonl
-from .modeling import load_for_job
+from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
 from .refusal_score import refusal_scores
-from .splits import read_split
 
 log = logging.getLogger(__name__)
 COSMIC_LAYER_SHARE = 0.1
@@ -67,20 +63,13 @@ def mean_cosine(states: np.ndarray, reference: np.ndarray, layers: list[int]) ->
     return float(np.mean(cosines))
 
 
-def score_candidates(
-    spec: dict, prompt_files: dict[str, str], splits: str, candidates_path: str, manifest: str, output: str,
-    converted_dir: str | None, settings: dict, execution: ExecutionSettings,
-) -> None:  # fmt: skip
+def score_candidates(spec: dict, inputs: dict, outputs: dict, settings: dict, execution: ExecutionSettings) -> None:
     """candidate_scores.csv: one row per scored candidate (layer, position) with bypass, induce, kl and the
     COSMIC numbers, and the baselines without intervention."""
-    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
-    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
-    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
-    refusal_tokens = read_json(manifest)["refusal_token_ids"]
-    prompts = {}
-    for name, path in prompt_files.items():
-        records = read_jsonl(path)
-        prompts[name] = [prompt_format.encode(records[row]["text"]) for row in read_split(splits, name, "validation")]
+    job = ModelJob.load(spec, inputs, execution)
+    model, runner, scored_by = job.model, job.runner, refusal_tokens(inputs)
+    prompts = {name: job.encode(records) for name, records in split_prompts(inputs, "validation").items()}
+    candidates_path = inputs["candidates"]
     tensors = load_file(candidates_path)
     with safe_open(candidates_path, "numpy") as handle:
         tokens = json.loads(handle.metadata()["refusal_directions"])["positions"]
@@ -98,8 +87,8 @@ def score_candidates(
     harmful_logits, harmful_states = measure("harmful", "baseline", nullcontext())
     harmless_logits, harmless_states = measure("harmless", "baseline", nullcontext())
     baseline = {
-        "baseline_harmful_score": float(refusal_scores(harmful_logits, refusal_tokens).mean()),
-        "baseline_harmless_score": float(refusal_scores(harmless_logits, refusal_tokens).mean()),
+        "baseline_harmful_score": float(refusal_scores(harmful_logits, scored_by).mean()),
+        "baseline_harmless_score": float(refusal_scores(harmless_logits, scored_by).mean()),
     }
     log.info("baseline refusal scores: harmful %.3f, harmless %.3f", *baseline.values())
     rows = []
@@ -114,12 +103,12 @@ def score_candidates(
             addition = mean_cosine(added_states, harmful_states, cosmic)
             rows.append({
                 "layer": layer, "position": position - n_positions, "token": tokens[position],
-                "bypass": float(refusal_scores(ablated_logits, refusal_tokens).mean()),
-                "induce": float(refusal_scores(added_logits, refusal_tokens).mean()),
+                "bypass": float(refusal_scores(ablated_logits, scored_by).mean()),
+                "induce": float(refusal_scores(added_logits, scored_by).mean()),
                 "kl": float(kl_divergence(harmless_logits, side_logits).mean()),
                 "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
                 "norm": float(np.linalg.norm(vector)), **baseline,
                 "n_validation_harmful": len(prompts["harmful"]), "n_validation_harmless": len(prompts["harmless"]),
                 "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers,
             })  # fmt: skip
-    pd.DataFrame(rows).to_csv(output, index=False)
+    pd.DataFrame(rows).to_csv(outputs["scores"], index=False)

@@ -21,13 +21,19 @@ COLUMNS = [
     "peak_cohens_d_heldout",
     "n_valid_layers",
     "n_valid_seed_rule",
+    "selected_layer",
+    "selected_relative_depth",
+    "selected_position",
+    "selection_passed_filters",
 ]
 
 
-def comparison_table(summaries: list[dict]) -> pd.DataFrame:
-    """One row per model, in config order; relative depth = strongest layer / number of layers."""
+def comparison_table(summaries: list[dict], selected: list[dict | None]) -> pd.DataFrame:
+    """One row per model, in config order; relative depth = layer / number of layers, of the strongest
+    layer and, when the selection ran, of the selected direction."""
     rows = []
-    for summary in summaries:
+    for summary, chosen in zip(summaries, selected, strict=True):
+        chosen = chosen or {}
         strongest = summary["strongest_layer"] or {}
         heldout = summary["strongest_heldout_layer"] or {}
         rows.append(
@@ -42,6 +48,10 @@ def comparison_table(summaries: list[dict]) -> pd.DataFrame:
                 "peak_cohens_d_heldout": heldout.get("cohens_d_heldout"),
                 "n_valid_layers": summary["n_valid_layers"],
                 "n_valid_seed_rule": len(summary["valid_seed_rule_layers"]),
+                "selected_layer": chosen.get("layer"),
+                "selected_relative_depth": chosen.get("relative_depth"),
+                "selected_position": chosen.get("position"),
+                "selection_passed_filters": chosen.get("passed_filters"),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -62,9 +72,11 @@ def depth_figure(tables: dict[str, pd.DataFrame]):
     return figure
 
 
-def write_comparison(models: list[str], summaries: list[str], validations: list[str], table_csv: str, figure_png: str,
-                     dpi: int) -> None:  # fmt: skip
-    """results/comparison/: the cross-model table and figure."""
-    comparison_table([read_json(path) for path in summaries]).to_csv(table_csv, index=False)
+def write_comparison(models: list[str], summaries: list[str], validations: list[str], selected: list[str],
+                     table_csv: str, figure_png: str, dpi: int) -> None:  # fmt: skip
+    """results/comparison/: the cross-model table and figure (``selected``: each model's selected direction,
+    empty when the selection did not run)."""
+    chosen = [read_json(path) for path in selected] or [None] * len(summaries)
+    comparison_table([read_json(path) for path in summaries], chosen).to_csv(table_csv, index=False)
     tables = {model: pd.read_csv(path) for model, path in zip(models, validations, strict=True)}
     depth_figure(tables).savefig(figure_png, dpi=dpi)

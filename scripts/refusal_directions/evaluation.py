@@ -15,16 +15,12 @@ import pandas as pd
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from .chat_format import PromptFormat
 from .execution import ExecutionSettings
-from .forward import ModelRunner
 from .interventions import ablate_everywhere, add_at_layer, kl_divergence, random_like, same_norm
-from .jsonio import read_json, write_jsonl
-from .modeling import load_for_job
+from .jsonio import write_jsonl
+from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
 from .refusal_score import refusal_scores
-from .sampling import prompt_subsets
-from .splits import read_split
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +43,20 @@ def evaluation_conditions(model, direction: np.ndarray, layer: int, control: np.
     return made
 
 
-def evaluate_direction(
-    spec: dict, prompt_files: dict[str, str], splits: str, selected: str, directions: str, manifest: str,
-    outputs: dict, converted_dir: str | None, settings: dict, execution: ExecutionSettings,
-) -> None:  # fmt: skip
+def evaluate_direction(spec: dict, inputs: dict, outputs: dict, settings: dict, execution: ExecutionSettings) -> None:
     """evaluation_generations.jsonl (every response, with its prompt's refusal score under the same
     condition) and evaluation_kl.csv (next-token KL of harmless prompts under each ablation)."""
-    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
-    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
-    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
-    refusal_tokens = read_json(manifest)["refusal_token_ids"]
-    direction = load_file(selected)["direction"].astype(np.float64)
-    with safe_open(selected, "numpy") as handle:
+    job = ModelJob.load(spec, inputs, execution)
+    runner, scored_by = job.runner, refusal_tokens(inputs)
+    direction = load_file(inputs["selected"])["direction"].astype(np.float64)
+    with safe_open(inputs["selected"], "numpy") as handle:
         layer = int(json.loads(handle.metadata()["refusal_directions"])["layer"])
-    tensors = load_file(directions)
-    control = tensors.get("control_mean_differences")
+    control = load_file(inputs["directions"]).get("control_mean_differences")
     control = None if control is None else control[layer].astype(np.float64)
-    test_rows = {name: read_split(splits, name, "test") for name in prompt_files}
-    subsets = prompt_subsets(prompt_files, test_rows, settings["n_prompts"], settings["seed"])
-    token_ids = {name: [prompt_format.encode(r["text"]) for r in records] for name, records in subsets.items()}
+    subsets = split_prompts(inputs, "test", settings["n_prompts"], settings["seed"])
+    token_ids = {name: job.encode(records) for name, records in subsets.items()}
     generations, divergences, baseline = [], [], None
-    conditions = evaluation_conditions(model, direction, layer, control, settings["seed"])
+    conditions = evaluation_conditions(job.model, direction, layer, control, settings["seed"])
     for condition, (name, make_hooks) in conditions.items():
         ids, harmless = token_ids[name], token_ids["harmless"]
         with make_hooks():
@@ -79,7 +68,7 @@ def evaluate_direction(
                 divergences.append((condition, runner.next_token_logits(harmless, progress)))
         if condition == "baseline harmless":
             baseline = logits
-        scores = refusal_scores(logits, refusal_tokens)
+        scores = refusal_scores(logits, scored_by)
         generations += [
             {"condition": condition, "set": name, "id": r["id"], "row": r["row"], "text": r["text"],
              "response": response, "refusal_score": float(score), "layer": layer}

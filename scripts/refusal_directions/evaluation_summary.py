@@ -56,10 +56,10 @@ def evaluation_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: flo
     return pd.DataFrame(rows)
 
 
-def summarize_evaluation(generations: str, kl_csv: str, outputs: dict, refusal: dict, intervals: dict) -> None:
+def summarize_evaluation(inputs: dict, outputs: dict, refusal: dict, intervals: dict) -> None:
     """evaluation_labels.csv (every response judged, text and score) and evaluation.csv."""
-    labels = label_responses(read_jsonl(generations), refusal)
+    labels = label_responses(read_jsonl(inputs["generations"]), refusal)
     labels.to_csv(outputs["labels"], index=False)
-    table = evaluation_table(labels, pd.read_csv(kl_csv), intervals["ci_level"], intervals["n_bootstrap"],
+    table = evaluation_table(labels, pd.read_csv(inputs["kl"]), intervals["ci_level"], intervals["n_bootstrap"],
                              intervals["seed"])  # fmt: skip
     table.to_csv(outputs["table"], index=False)

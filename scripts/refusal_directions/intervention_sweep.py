@@ -13,17 +13,14 @@ import pandas as pd
 import torch
 from safetensors.numpy import load_file
 
-from .chat_format import PromptFormat
 from .errors import UserError
 from .execution import ExecutionSettings
-from .forward import ModelRunner
 from .interventions import ablate_at_layer, ablate_everywhere, add_at_layer, kl_divergence, random_like, same_norm
-from .jsonio import read_json, write_jsonl
-from .modeling import decoder_layers, load_for_job
+from .jsonio import write_jsonl
+from .model_job import ModelJob, refusal_tokens, split_prompts
+from .modeling import decoder_layers
 from .progress import Progress
 from .refusal_score import refusal_scores
-from .sampling import prompt_subsets
-from .splits import read_split
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +46,22 @@ def conditions(model, layer: int, directions: dict[str, np.ndarray], seed: int) 
 
 
 def run_intervention_sweep(
-    spec: dict, prompt_files: dict[str, str], splits: str, directions: str, manifest: str, outputs: dict,
-    converted_dir: str | None, settings: dict, execution: ExecutionSettings,
-) -> None:  # fmt: skip
+    spec: dict, inputs: dict, outputs: dict, settings: dict, execution: ExecutionSettings
+) -> None:
     """generations.jsonl (every response per layer and condition, with the prompt's refusal score under the
     same condition) and kl.csv (next-token KL on harmless prompts per layer and condition)."""
-    model, tokenizer, input_device, _ = load_for_job(spec, converted_dir, execution)
-    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
-    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
-    tensors = {name: values.astype(np.float64) for name, values in load_file(directions).items()}
+    job = ModelJob.load(spec, inputs, execution)
+    model, runner = job.model, job.runner
+    tensors = {name: values.astype(np.float64) for name, values in load_file(inputs["directions"]).items()}
     n_layers = len(decoder_layers(model))
     layers = settings["layers"] if settings["layers"] is not None else list(range(n_layers))
     if max(layers) >= n_layers:
         raise UserError(
             f"interventions.layers has layer {max(layers)} but the model has {n_layers} layers (0-{n_layers - 1})"
         )
-    test_rows = {name: read_split(splits, name, "test") for name in prompt_files}
-    subsets = prompt_subsets(prompt_files, test_rows, settings["n_prompts"], settings["seed"])
-    token_ids = {name: [prompt_format.encode(r["text"]) for r in records] for name, records in subsets.items()}
-
-    refusal_tokens = read_json(manifest)["refusal_token_ids"]
+    subsets = split_prompts(inputs, "test", settings["n_prompts"], settings["seed"])
+    token_ids = {name: job.encode(records) for name, records in subsets.items()}
+    scored_by = refusal_tokens(inputs)
 
     def run(name: str, layer, condition: str, make_hooks) -> tuple[list[dict], torch.Tensor | None]:
         """Under one condition: each prompt's response and refusal score, and the harmless prompts'
@@ -85,7 +78,7 @@ def run_intervention_sweep(
                 harmless = runner.next_token_logits(token_ids["harmless"], progress)
             else:
                 harmless = None
-        scores = refusal_scores(logits, refusal_tokens)
+        scores = refusal_scores(logits, scored_by)
         records = [
             {"layer": layer, "condition": condition, "set": name, "id": r["id"], "row": r["row"], "text": r["text"],
              "response": response, "refusal_score": float(score)}

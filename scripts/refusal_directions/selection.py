@@ -61,12 +61,13 @@ def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str
     return table, int(chosen), fallback
 
 
-def select_direction(scores_csv: str, candidates_path: str, outputs: dict, settings: dict) -> None:
-    """scores.csv (every candidate, filtered and why), selected_direction.json and .safetensors."""
-    table, chosen, fallback = choose(pd.read_csv(scores_csv), settings)
+def select_direction(inputs: dict, outputs: dict, settings: dict) -> None:
+    """scores.csv (every candidate, filtered and why), selected_direction.json and .safetensors, from the
+    candidates' ``scores`` and the ``candidates`` themselves."""
+    table, chosen, fallback = choose(pd.read_csv(inputs["scores"]), settings)
     table.to_csv(outputs["scores"], index=False)
     row = table.loc[chosen]
-    candidates = load_file(candidates_path)["candidates"]
+    candidates = load_file(inputs["candidates"])["candidates"]
     n_positions = candidates.shape[0]
     direction = candidates[int(row["position"]) + n_positions, int(row["layer"])].astype(np.float64)
     save_file(

@@ -59,11 +59,11 @@ def sweep_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: float, n
     return table
 
 
-def summarize_interventions(generations: str, kl_csv: str, outputs: dict, refusal: dict, intervals: dict, title: str,
-                            dpi: int) -> None:  # fmt: skip
+def summarize_interventions(inputs: dict, outputs: dict, refusal: dict, intervals: dict, title: str, dpi: int) -> None:
     """labels.csv (every response judged), sweep.csv and sweep.png."""
-    labels = label_responses(read_jsonl(generations), refusal)
+    labels = label_responses(read_jsonl(inputs["generations"]), refusal)
     labels.to_csv(outputs["labels"], index=False)
-    table = sweep_table(labels, pd.read_csv(kl_csv), intervals["ci_level"], intervals["n_bootstrap"], intervals["seed"])
+    level, n_bootstrap, seed = intervals["ci_level"], intervals["n_bootstrap"], intervals["seed"]
+    table = sweep_table(labels, pd.read_csv(inputs["kl"]), level, n_bootstrap, seed)
     table.to_csv(outputs["sweep"], index=False)
     interventions_figure(table, title).savefig(outputs["figure"], dpi=dpi)

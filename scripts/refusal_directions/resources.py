@@ -1,0 +1,119 @@
+"""Cluster resources of the jobs that run a model, from the model's size and the job's work, before any job
+runs: GPUs, host memory, wall time and CPU threads. A 135M model then asks for a few GB, a 72B model for
+enough GPUs to hold it. Estimates, deliberately generous; a model's config entry can override each
+(``resources:``). Standard library only: the workflow definition derives them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Bytes per parameter in the job's dtype; auto is bfloat16 on the GPU the job asks for.
+BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
+# GPU memory per byte of weights: the weights, and room for a batch's activations and key/value caches.
+GPU_MEMORY_PER_WEIGHT = 1.2
+CUDA_CONTEXT_MB = 2048
+# Host memory besides the weights (transformers stages a checkpoint shard in host memory while loading).
+HOST_OVERHEAD_MB = 4096
+THREADS_PER_GPU = 4
+# Throughput assumed for the wall time, on the slow side of current data-centre GPUs: effective bf16
+# FLOP/s of a batched forward pass (a sixth of an A100's peak: eager attention, padding, one GPU at a time
+# under device_map), the memory bandwidth that bounds a generation step (every step reads all weights once),
+# and the disk read of the weights.
+FLOPS = 50e12
+BANDWIDTH = 0.5e12
+LOAD_BYTES_PER_S = 200e6
+# Every estimate is doubled and padded: a job that hits its wall time loses all its work.
+RUNTIME_FACTOR, RUNTIME_PAD_MIN, RUNTIME_MIN = 2.0, 10, 15
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a job does with the model: prompt tokens through a forward pass, and generation steps."""
+
+    forward_tokens: int
+    decode_steps: int = 0
+
+
+def weights_mb(n_params: int, dtype: str) -> float:
+    return n_params * BYTES_PER_PARAMETER[dtype] / 2**20
+
+
+def gpus_needed(n_params: int, dtype: str, gpu_mem_mb: int) -> int:
+    """GPUs of ``gpu_mem_mb`` each that hold 1.2 x the weights and a CUDA context."""
+    return max(1, math.ceil((GPU_MEMORY_PER_WEIGHT * weights_mb(n_params, dtype) + CUDA_CONTEXT_MB) / gpu_mem_mb))
+
+
+def runtime_minutes(n_params: int, dtype: str, work: Workload) -> int:
+    """Wall time in minutes: loading the weights, the forward passes (2 FLOP per parameter and token) and
+    the generation steps, doubled and padded, rounded up to 5 minutes."""
+    weight_bytes = n_params * BYTES_PER_PARAMETER[dtype]
+    seconds = (
+        weight_bytes / LOAD_BYTES_PER_S
+        + 2 * n_params * work.forward_tokens / FLOPS
+        + work.decode_steps * weight_bytes / BANDWIDTH
+    )
+    minutes = RUNTIME_FACTOR * seconds / 60 + RUNTIME_PAD_MIN
+    return max(RUNTIME_MIN, 5 * math.ceil(minutes / 5))
+
+
+def job_resources(n_params: int, dtype: str, work: Workload, gpu_mem_mb: int, overrides: dict | None = None) -> dict:
+    """``gpu``, ``mem_mb``, ``runtime`` (minutes) and ``threads`` of one model job; ``overrides`` (a model's
+    ``resources:`` entry) win."""
+    gpu = gpus_needed(n_params, dtype, gpu_mem_mb)
+    derived = {
+        "gpu": gpu,
+        "mem_mb": 1000 * math.ceil((weights_mb(n_params, dtype) + HOST_OVERHEAD_MB) / 1000),
+        "runtime": runtime_minutes(n_params, dtype, work),
+        "threads": THREADS_PER_GPU * gpu,
+    }
+    return {**derived, **{key: value for key, value in (overrides or {}).items() if value is not None}}
+
+
+# Formatted prompts are assumed this long (chat template and system prompt included) before they are tokenized.
+TOKENS_PER_PROMPT = 64
+# Layers assumed when a model's depth is not known (n_params given without n_layers).
+ASSUMED_LAYERS = 32
+# Post-instruction positions assumed before the template is read (ChatML appends five tokens).
+ASSUMED_POSITIONS = 5
+
+
+def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
+    """The work of each model job of one model under ``config``."""
+    from .splits import split_sizes
+
+    n_layers = n_layers or ASSUMED_LAYERS
+    datasets = config["datasets"]
+    sampled = {name: spec["n_samples"] or config["n_samples"] for name, spec in datasets.items()}
+    sizes = split_sizes(sampled["harmful"], config["splits"])
+    batch = 32 if config["batch_size"] == "auto" else config["batch_size"]
+
+    def passes(forward: int, prompts: int, generations: int = 0, new_tokens: int = 0) -> Workload:
+        """``forward`` forward passes and ``generations`` generation passes over ``prompts`` prompts."""
+        tokens = (forward + generations) * prompts * TOKENS_PER_PROMPT + generations * prompts * new_tokens
+        return Workload(tokens, generations * math.ceil(prompts / batch) * new_tokens)
+
+    behaviour, interventions, selection = config["behaviour"], config["interventions"], config["selection"]
+    layers = len(interventions["layers"] or range(n_layers))
+    positions = ASSUMED_POSITIONS if config["positions"] == "post_instruction" else 1
+    candidates = positions * len(range(0, n_layers, selection["layer_stride"]))
+    if selection["max_candidates"]:
+        candidates = min(candidates, selection["max_candidates"])
+    evaluation = selection["evaluation"]
+    tested = {name: min(sizes["test"], n or sizes["test"]) for name, n in (
+        ("behaviour", behaviour["n_prompts"]), ("interventions", interventions["n_prompts"]),
+        ("evaluation", evaluation["n_prompts"]),
+    )}  # fmt: skip
+    # Per condition of the interventions and the evaluation: the refusal score, the next-token distribution
+    # of the harmless prompts, and the responses.
+    conditions = 2 + 7 * layers
+    return {
+        "extract_activations": passes(1, sum(sampled.values())),
+        "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
+        "run_interventions": passes(
+            2 * conditions, tested["interventions"], conditions, interventions["max_new_tokens"]
+        ),
+        "score_candidates": passes(2 * (2 + 3 * candidates), sizes["validation"]),
+        "evaluate_direction": passes(2 * 8, tested["evaluation"], 8, evaluation["max_new_tokens"]),
+    }
