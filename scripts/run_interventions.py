@@ -3,13 +3,7 @@
 from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.execution import ExecutionSettings
     from refusal_directions.intervention_sweep import run_intervention_sweep
+    from refusal_directions.model_job import job_context
 
-    run_intervention_sweep(
-        spec=snakemake.params.model,
-        inputs=dict(snakemake.input.items()),
-        outputs=dict(snakemake.output.items()),
-        settings=snakemake.params.interventions,
-        execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
-    )
+    run_intervention_sweep(**job_context(snakemake), settings=snakemake.params.interventions)

@@ -4,12 +4,6 @@ from refusal_directions.runlog import rule_log
 
 with rule_log(snakemake.log[0]):
     from refusal_directions.candidate_scores import score_candidates
-    from refusal_directions.execution import ExecutionSettings
+    from refusal_directions.model_job import job_context
 
-    score_candidates(
-        spec=snakemake.params.model,
-        inputs=dict(snakemake.input.items()),
-        outputs=dict(snakemake.output.items()),
-        settings=snakemake.params.scoring,
-        execution=ExecutionSettings.from_resources(snakemake.resources, snakemake.threads),
-    )
+    score_candidates(**job_context(snakemake), settings=snakemake.params.scoring)

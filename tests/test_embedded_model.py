@@ -1,6 +1,7 @@
 """The real embedded model (SmolLM2-135M-Instruct, GGUF) through the whole workflow, checked independently."""
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -77,3 +78,22 @@ def test_resampling_statistics_agree_with_an_independent_check(embedded_run):
     for check in check_run(out, layers=[0, 15, 29]):
         for name in ("heldout_d", "p_perm", "d_ci"):
             assert check[name][-1], (check["layer"], name, check[name])
+
+
+MODEL_JOBS = (
+    "extract_activations",
+    "generate_responses",
+    "run_interventions",
+    "score_candidates",
+    "evaluate_direction",
+)
+PROGRESS_LINE = re.compile(r": batch \d+, \d+/\d+ prompts, [\d.]+ prompts/s$")
+
+
+def test_every_model_job_logs_progress_per_batch(embedded_run):
+    """A long job can be followed with tail -f: one line per condition and batch, with prompts/s."""
+    workdir, _ = embedded_run
+    for rule in MODEL_JOBS:
+        log = (workdir / "results" / "logs" / rule / "smollm2-135m-instruct.log").read_text()
+        lines = [line for line in log.splitlines() if PROGRESS_LINE.search(line)]
+        assert len(lines) >= 2, (rule, log[-2000:])

@@ -135,22 +135,23 @@ def level_table(prompt_files: dict[str, str], test_rows: dict[str, np.ndarray], 
     return pd.DataFrame(rows, columns=["layer", "set", "level", "n", "mean_projection", "sd_projection"])
 
 
-def write_behaviour_analysis(refusals_csv: str, directions: str, manifest: str, splits: str,
-                             prompt_files: dict[str, str], outputs: dict, statistics: dict, title: str,
-                             dpi: int) -> None:  # fmt: skip
+def write_behaviour_analysis(inputs: dict, outputs: dict, statistics: dict, title: str, dpi: int) -> None:
     """Experiment 1, on test-split prompts only (outside the directions' training split): per layer, how
     well the projection on the direction predicts refusal, judged from the responses and by the refusal
     score (auroc_by_layer.csv and .png); Experiment 1a: mean projection by harm level
-    (projection_by_level.csv)."""
-    labels = pd.read_csv(refusals_csv)
-    test_rows = {name: read_split(splits, name, "test") for name in prompt_files}
+    (projection_by_level.csv). ``inputs``: the rule's named inputs (refusals, directions, manifest, splits
+    and the harmful and harmless prompts)."""
+    labels = pd.read_csv(inputs["refusals"])
+    prompt_files = dict(zip(("harmful", "harmless"), inputs["prompts"], strict=True))
+    test_rows = {name: read_split(inputs["splits"], name, "test") for name in prompt_files}
+    manifest = inputs["manifest"]
     scores = read_refusal_scores(manifest)
     scores = pd.concat([scores[(scores["set"] == name) & scores["row"].isin(rows)] for name, rows in test_rows.items()])
     cases = {
         RESPONSES: labels.assign(value=labels["refused"].astype(float)),
         SCORES: scores.assign(refused=scores["refusal_score"] > 0, value=scores["refusal_score"]),
     }
-    units = load_file(directions)["unit_directions"].astype(np.float64)
+    units = load_file(inputs["directions"])["unit_directions"].astype(np.float64)
     paths = layer_files(manifest)
     n_bootstrap, level, seed = statistics["n_bootstrap"], statistics["ci_level"], statistics["seed"]
     table = prediction_table(cases, paths, units, n_bootstrap, level, seed)

@@ -12,6 +12,7 @@ from .execution import ExecutionSettings
 from .forward import ModelRunner
 from .jsonio import read_json
 from .modeling import load_for_job
+from .runlog import named_files
 from .sampling import prompt_subsets
 from .splits import read_split
 
@@ -46,3 +47,10 @@ def split_prompts(inputs: dict, split: str, n_wanted: int | None = None, seed: i
 def refusal_tokens(inputs: dict) -> list[int]:
     """The refusal tokens the extraction scored with (its manifest): every later score uses the same."""
     return read_json(inputs["manifest"])["refusal_token_ids"]
+
+
+def job_context(snakemake) -> dict:
+    """What every model job's function takes from its Snakemake job: the model's config entry, the named
+    inputs and outputs, and the execution settings (resources, never params)."""
+    execution = ExecutionSettings.from_resources(snakemake.resources, snakemake.threads)
+    return {"spec": snakemake.params.model, **named_files(snakemake), "execution": execution}

@@ -33,3 +33,8 @@ def rule_log(log_path: str):
             raise
         finally:
             sys.stderr = terminal
+
+
+def named_files(snakemake) -> dict:
+    """A job's named inputs and outputs as plain dicts, as the package's job functions take them."""
+    return {"inputs": dict(snakemake.input.items()), "outputs": dict(snakemake.output.items())}
