@@ -87,13 +87,33 @@ MODEL_JOBS = (
     "score_candidates",
     "evaluate_direction",
 )
-PROGRESS_LINE = re.compile(r": batch \d+, \d+/\d+ prompts, [\d.]+ prompts/s$")
+PROGRESS_LINE = re.compile(
+    r"INFO (?P<condition>.*): batch (?P<batch>\d+), (?P<done>\d+)/(?P<total>\d+) prompts, [\d.]+ prompts/s$"
+)
 
 
 def test_every_model_job_logs_progress_per_batch(embedded_run):
     """A long job can be followed with tail -f: one line per condition and batch, with prompts/s."""
     workdir, _ = embedded_run
+    batches_per_job = {}
     for rule in MODEL_JOBS:
         log = (workdir / "results" / "logs" / rule / "smollm2-135m-instruct.log").read_text()
-        lines = [line for line in log.splitlines() if PROGRESS_LINE.search(line)]
-        assert len(lines) >= 2, (rule, log[-2000:])
+        conditions: dict[str, list[tuple[int, int, int]]] = {}
+        for line in log.splitlines():
+            match = PROGRESS_LINE.search(line)
+            if match:
+                counts = tuple(int(match[key]) for key in ("batch", "done", "total"))
+                conditions.setdefault(match["condition"], []).append(counts)
+        assert conditions, (rule, log[-2000:])
+        for condition, lines in conditions.items():
+            # each condition restarts at batch 1 on every pass (a job may score several candidates)
+            passes = [index for index, (batch, _, _) in enumerate(lines) if batch == 1] + [len(lines)]
+            for start, end in zip(passes, passes[1:], strict=False):
+                batches = lines[start:end]
+                assert [batch for batch, _, _ in batches] == list(range(1, len(batches) + 1)), (rule, condition)
+                done = [count for _, count, _ in batches]
+                assert done == sorted(done) and done[-1] == batches[-1][2], (rule, condition, batches)
+        batches_per_job[rule] = max(len(lines) for lines in conditions.values())
+    # the default run's extraction (48 prompts, batches of 32) has more than one batch, so a line per
+    # batch is shown, not a line per job
+    assert batches_per_job["extract_activations"] >= 2, batches_per_job
