@@ -154,3 +154,43 @@ def test_prediction_table_projects_each_response_s_prompt(tmp_path):
         row = table[(table["layer"] == layer) & (table["scope"] == "all prompts")].iloc[0]
         assert row["auroc"] == pytest.approx(expected) and row["n"] == 12 and row["n_refused"] == 3
         assert row["reason"] == "only 3 refusals: too few"
+
+
+def test_the_report_states_no_interval_for_a_scope_with_too_few_refusals():
+    """A flagged scope gets no AUROC or interval statement; an unflagged one counts the layers whose interval
+    lies above chance and those below it."""
+    from refusal_directions.report_experiments import behaviour_section
+
+    refusals = pd.DataFrame(
+        {
+            "set": ["harmful"] * 6 + ["harmless"] * 6,
+            "refused": [True] * 5 + [False] * 7,
+            "refused_text": [True] * 5 + [False] * 7,
+            "refused_score": [True] * 4 + [False] * 8,
+            "judge": "substring",
+            "id": [f"p{i}" for i in range(12)],
+            "refusal_score": [1.0] * 4 + [-1.0] * 8,
+            "agreement": ["both"] * 4 + ["text only"] + ["neither"] * 7,
+            "evidence": ["I cannot"] * 5 + [""] * 7,
+        }
+    )
+    common = {"target": RESPONSES, "r": 0.5, "r_ci_low": 0.1, "r_ci_high": 0.8, "n": 12, "n_refused": 5}
+    auroc_table = pd.DataFrame(
+        [
+            {**common, "scope": "all prompts", "layer": 0, "auroc": 0.9, "auroc_ci_low": 0.7, "auroc_ci_high": 0.99,
+             "reason": None},
+            {**common, "scope": "all prompts", "layer": 1, "auroc": 0.2, "auroc_ci_low": 0.05, "auroc_ci_high": 0.4,
+             "reason": None},
+            {**common, "scope": "harmful prompts", "layer": 0, "auroc": 0.8, "auroc_ci_low": 0.6, "auroc_ci_high": 0.9,
+             "reason": "only 1 compliance: too few", "n_refused": 5, "n": 6},
+            {**common, "scope": "harmful prompts", "layer": 1, "auroc": 0.7, "auroc_ci_low": 0.4, "auroc_ci_high": 0.9,
+             "reason": "only 1 compliance: too few", "n_refused": 5, "n": 6},
+        ]
+    )  # fmt: skip
+    lines = behaviour_section(refusals, auroc_table, pd.DataFrame(), 0.95)
+    flagged = next(line for line in lines if line.startswith("- **harmful prompts"))
+    assert "too few" in flagged and "no statement" in flagged
+    assert "CI" not in flagged and "chance" not in flagged and "0.8" not in flagged
+    unflagged = next(line for line in lines if line.startswith("- **all prompts"))
+    assert "above chance in 1/2 layers and below it in 1/2" in unflagged
+    assert "fitted for (on the train split)" in unflagged
