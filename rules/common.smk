@@ -259,6 +259,13 @@ def selection_inputs(wildcards):
     return {**generation_inputs(wildcards), "manifest": activation_manifest(wildcards)}
 
 
+def chosen_direction(wildcards):
+    """The selected direction, read through its checkpoint: when select_direction runs again and writes the
+    same direction (a changed threshold that keeps the choice), Snakemake compares its checksum and skips
+    the evaluation, a model job."""
+    return checkpoints.select_direction.get(model=wildcards.model).output.direction
+
+
 def selection_config(*keys):
     """The named selection settings, alone: each step's params hold only what it depends on."""
     return {key: canonical(config["selection"][key]) for key in keys}

@@ -39,7 +39,7 @@ rule score_candidates:
         "../scripts/score_candidates.py"
 
 
-rule select_direction:
+checkpoint select_direction:
     input:
         scores="results/{model}/selection/candidate_scores.csv",
         candidates="results/{model}/selection/candidates.safetensors",
@@ -90,7 +90,7 @@ rule plot_selection:
 rule evaluate_direction:
     input:
         unpack(selection_inputs),
-        selected="results/{model}/selection/selected_direction.safetensors",
+        selected=chosen_direction,
         directions="results/{model}/directions.safetensors",
     output:
         generations="results/{model}/selection/evaluation_generations.jsonl",

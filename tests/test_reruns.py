@@ -155,6 +155,28 @@ def test_selection_settings_rerun_the_selection_only(run, change, expected):
     assert counts(jobs) == {**expected, "write_report": 1, "all": 1}  # no extraction, no statistics
 
 
+def test_a_threshold_that_keeps_the_choice_skips_the_evaluation(run):
+    """select_direction is a checkpoint: when it runs again and chooses the same direction, the evaluation (a
+    model job) is skipped; the dry run lists it because the choice is not known before the selection runs."""
+    import pandas as pd
+
+    selection = run / "results" / MODEL / "selection"
+    config = shipped_config(run)
+    old = config["selection"]["kl_max"]
+    # a new KL bound with no candidate's KL between the two: the same candidates pass, the same one wins
+    above = pd.read_csv(selection / "scores.csv")["kl"].loc[lambda kl: kl > old]
+    config["selection"]["kl_max"] = float((old + above.min()) / 2) if len(above) else 2 * old
+    assert "evaluate_direction" in counts(dry_run(run, config))
+    direction = (selection / "selected_direction.safetensors").read_bytes()
+    evaluated = (selection / "evaluation_kl.csv").stat().st_mtime_ns
+    result = run_workflow(run, config)
+    ran = counts(planned_jobs(result))
+    assert ran["select_direction"] == 1 and "evaluate_direction" not in ran, ran
+    assert (selection / "selected_direction.safetensors").read_bytes() == direction
+    assert (selection / "evaluation_kl.csv").stat().st_mtime_ns == evaluated
+    assert dry_run(run, config) == []
+
+
 @pytest.mark.parametrize("change", [{"n_samples": 14}, {"seed": 7}], ids=["n_samples", "seed"])
 def test_sampling_reruns_from_sampling(run, change):
     jobs = dry_run_after(run, lambda c: c.update(change))
