@@ -14,7 +14,7 @@ from refusal_directions.candidate_scores import candidate_layers, cosmic_layers
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 from refusal_directions.refusal_score import refusal_scores
-from refusal_directions.selection import choose
+from refusal_directions.selection import choose, filters
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model
 
@@ -29,28 +29,36 @@ def scores(**columns):
 
 
 def test_the_lowest_bypass_among_the_candidates_that_pass_wins():
-    table, chosen, fallback = choose(
+    table, chosen, fallback, among = choose(
         scores(layer=[1, 3, 5, 8, 9], bypass=[-1.0, -2.0, -9.0, -10.0, np.nan], kl=[0.01, 0.01, 0.5, 0.01, 0.01]),
         SETTINGS,
     )
-    assert table.loc[chosen, "layer"] == 3 and fallback == ""
+    assert table.loc[chosen, "layer"] == 3 and fallback == "" and among == "those that passed every filter"
     assert table["why"].tolist() == ["", "", "KL > 0.1", "layer >= 8 (the last 20% of the layers)",
                                      "undefined score; layer >= 8 (the last 20% of the layers)"]  # fmt: skip
     assert table["selected"].sum() == 1
 
 
 def test_induce_must_be_positive_and_a_fallback_says_why():
-    table, chosen, fallback = choose(scores(layer=[1, 2], bypass=[-3.0, -1.0], induce=[-0.5, -0.1]), SETTINGS)
+    table, chosen, fallback, among = choose(scores(layer=[1, 2], bypass=[-3.0, -1.0], induce=[-0.5, -0.1]), SETTINGS)
     assert table["filtered"].all() and table.loc[chosen, "layer"] == 1
-    assert fallback == "2 of 2 fail induce <= 0"
+    assert fallback == "2 of 2 fail induce <= 0" and among == "those with a defined score in the allowed layers"
+    # every candidate in the last layers: the best defined one, and the report is told so
+    table, chosen, _, among = choose(scores(layer=[8, 9], bypass=[-3.0, np.nan], induce=[-0.5, -0.1]), SETTINGS)
+    assert table.loc[chosen, "layer"] == 8 and among == "every candidate with a defined score, the last layers included"
 
 
 def test_cosmic_takes_the_highest_score_and_ignores_induce():
-    table, chosen, _ = choose(
-        scores(layer=[1, 2, 3], bypass=[-5.0, 0.0, 0.0], induce=[-1.0, -1.0, -1.0], cosmic_score=[1.0, 1.9, 1.2]),
-        {**SETTINGS, "method": "cosmic"},
+    candidates = scores(
+        layer=[1, 2, 3], bypass=[-5.0, 0.0, 0.0], induce=[-1.0, -1.0, -1.0], cosmic_score=[1.0, 1.9, 1.2]
     )
+    table, chosen, _, _ = choose(candidates, {**SETTINGS, "method": "cosmic"})
     assert table.loc[chosen, "layer"] == 2 and not table["filtered"].any()
+    assert [name for name, _ in filters(candidates, {**SETTINGS, "method": "cosmic"}).values()] == [
+        "undefined score",
+        "layer >= 8 (the last 20% of the layers)",
+        "KL > 0.1",
+    ]  # no induce filter to report
 
 
 def test_candidate_layers_and_cosmic_layers():
@@ -135,7 +143,7 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
     splits = {name: {"validation": {"rows": list(range(6))}} for name in prompt_files}
     (tmp_path / "splits.json").write_text(json.dumps(splits))
     (tmp_path / "manifest.json").write_text(json.dumps({"refusal_token_ids": [planted.refusal_token]}))
-    monkeypatch.setattr(model_job, "load_for_job", lambda *args: (model, tokenizer, torch.device("cpu"), ""))
+    monkeypatch.setattr(model_job, "load_for_job", lambda *args: (model, tokenizer, torch.device("cpu")))
     inputs = {"prompts": [str(prompt_files["harmful"]), str(prompt_files["harmless"])],
               "splits": str(tmp_path / "splits.json"), "candidates": str(tmp_path / "candidates.safetensors"),
               "manifest": str(tmp_path / "manifest.json")}  # fmt: skip
@@ -147,7 +155,7 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
         # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
         ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
     )
-    table, chosen, fallback = choose(pd.read_csv(tmp_path / "scores.csv"), SETTINGS)
+    table, chosen, fallback, _ = choose(pd.read_csv(tmp_path / "scores.csv"), SETTINGS)
     assert table.loc[chosen, "layer"] == 2 and fallback == ""
     planted_row = table.loc[chosen]
     assert planted_row["bypass"] < 0 < planted_row["baseline_harmful_score"]  # ablation removes the refusal

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .intervals import mean_interval, paired_difference, wilson_interval
+from .intervals import change_columns, interval_columns, mean_interval, rate_columns
 from .jsonio import read_jsonl
 from .refusal import label_responses
 
@@ -16,15 +16,6 @@ COMPARED = {
     "ablation": ("baseline harmful", ("random ablation", "control ablation")),
     "addition": ("baseline harmless", ("random addition", "control addition")),
 }
-
-
-def _interval(prefix: str, values: tuple[float, float, float]) -> dict:
-    return dict(zip((prefix, f"{prefix}_ci_low", f"{prefix}_ci_high"), values, strict=True))
-
-
-def _paired(after: pd.DataFrame, before: pd.DataFrame, column: str, intervals: dict) -> tuple[float, float, float]:
-    paired = after.set_index("row")[column].astype(float).align(before.set_index("row")[column].astype(float), "inner")
-    return paired_difference(paired[0].to_numpy(), paired[1].to_numpy(), **intervals)
 
 
 def evaluation_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: float, n_bootstrap: int,
@@ -36,21 +27,20 @@ def evaluation_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: flo
     for condition, part in by_condition.items():
         row = {"condition": condition, "set": part["set"].iloc[0], "n": len(part)}
         for suffix, column in (("", "refused"), ("_text", "refused_text"), ("_score", "refused_score")):
-            row.update(_interval(f"refusal_rate{suffix}", (part[column].mean(),
-                                 *wilson_interval(int(part[column].sum()), len(part), level))))  # fmt: skip
-        row.update(_interval("mean_refusal_score", mean_interval(part["refusal_score"].to_numpy(), **intervals)))
+            row.update(rate_columns(f"refusal_rate{suffix}", part[column], level))
+        row.update(interval_columns("mean_refusal_score", mean_interval(part["refusal_score"].to_numpy(), **intervals)))
         for intervention, (baseline, controls) in COMPARED.items():
             if condition == baseline or condition not in (intervention, *controls):
                 continue
             before = by_condition[baseline]
-            row.update(_interval("change_rate", _paired(part, before, "refused", intervals)))
-            row.update(_interval("change_score", _paired(part, before, "refusal_score", intervals)))
+            row.update(change_columns("change_rate", part, before, "refused", intervals))
+            row.update(change_columns("change_score", part, before, "refusal_score", intervals))
             if condition == intervention:
                 for control in (c for c in controls if c in by_condition):
                     kind = control.split()[0]
-                    row.update(_interval(f"vs_{kind}_rate", _paired(part, by_condition[control], "refused", intervals)))
-                    row.update(_interval(f"vs_{kind}_score", _paired(part, by_condition[control], "refusal_score",
-                                                                     intervals)))  # fmt: skip
+                    control_part = by_condition[control]
+                    row.update(change_columns(f"vs_{kind}_rate", part, control_part, "refused", intervals))
+                    row.update(change_columns(f"vs_{kind}_score", part, control_part, "refusal_score", intervals))
         row["mean_kl"] = kl.get(condition, float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)

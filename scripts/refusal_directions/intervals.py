@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .resampling import percentile_interval
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BOOTSTRAP_STREAM = 5
 
@@ -41,3 +45,19 @@ def paired_difference(after: np.ndarray, before: np.ndarray, n_bootstrap: int, l
 def mean_interval(values: np.ndarray, n_bootstrap: int, level: float, seed: int) -> tuple[float, float, float]:
     """The mean of ``values`` with a bootstrap percentile interval."""
     return paired_difference(values, np.zeros(len(values)), n_bootstrap, level, seed)
+
+
+def interval_columns(prefix: str, values: tuple[float, float, float]) -> dict:
+    """A value and its interval as table columns ``prefix``, ``prefix_ci_low``, ``prefix_ci_high``."""
+    return dict(zip((prefix, f"{prefix}_ci_low", f"{prefix}_ci_high"), values, strict=True))
+
+
+def rate_columns(prefix: str, refused: pd.Series, level: float) -> dict:
+    """A refusal rate with its Wilson interval."""
+    return interval_columns(prefix, (refused.mean(), *wilson_interval(int(refused.sum()), len(refused), level)))
+
+
+def change_columns(prefix: str, after: pd.DataFrame, before: pd.DataFrame, column: str, intervals: dict) -> dict:
+    """after - before on the prompts both hold (matched by row), with a paired bootstrap interval."""
+    paired = after.set_index("row")[column].astype(float).align(before.set_index("row")[column].astype(float), "inner")
+    return interval_columns(prefix, paired_difference(paired[0].to_numpy(), paired[1].to_numpy(), **intervals))

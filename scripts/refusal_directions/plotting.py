@@ -3,14 +3,14 @@ and the selection's candidate scores."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from .jsonio import read_json  # noqa: E402
 
 MAGNITUDE_COLOUR = "tab:blue"
 IN_SAMPLE_COLOUR = "tab:red"
@@ -177,7 +177,5 @@ def write_direction_figure(validation_csv: str, output_png: str, title: str, d_m
 
 
 def write_selection_figure(scores_csv: str, summary_json: str, output_png: str, title: str, dpi: int) -> None:
-    import json
-
-    figure = selection_figure(pd.read_csv(scores_csv), json.loads(Path(summary_json).read_text()), title)
+    figure = selection_figure(pd.read_csv(scores_csv), read_json(summary_json), title)
     figure.savefig(output_png, dpi=dpi)

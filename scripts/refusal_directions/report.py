@@ -10,6 +10,7 @@ import pandas as pd
 
 from .jsonio import read_json
 from .report_experiments import behaviour_section, behavioural_evidence, interventions_section, selection_section
+from .report_experiments import number_text as _num
 
 
 def format_p(log10_p: float) -> str:
@@ -21,10 +22,6 @@ def format_p(log10_p: float) -> str:
     if mantissa >= 9.995:
         mantissa, exponent = 1.0, exponent + 1
     return f"{mantissa:.2f}e{exponent:+03d}"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _range(values: pd.Series) -> str:
@@ -165,7 +162,7 @@ def _profiles(summary: dict, sweep: pd.DataFrame | None, selected: dict | None) 
 def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict, sampling_seed: int,
            experiments: dict, title: str) -> str:  # fmt: skip
     """The report; ``experiments`` holds the behaviour tables (refusals, auroc, levels), the intervention
-    sweep (sweep) and the selection (selected, selection_scores, evaluation, evaluation_labels) when those
+    sweep (sweep) and the selection (selected, evaluation, evaluation_labels) when those
     branches ran; ``title`` is the model's display name."""
     model = summary["model"]
     n_layers = summary["n_layers"]
@@ -271,8 +268,7 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
     if "sweep" in experiments:
         lines += interventions_section(experiments["sweep"], level)
     if selected is not None:
-        lines += selection_section(selected, experiments["selection_scores"], experiments["evaluation"],
-                                   experiments["evaluation_labels"], level)  # fmt: skip
+        lines += selection_section(selected, experiments["evaluation"], experiments["evaluation_labels"], level)
     lines += [
         "## Limitations",
         "",
@@ -301,7 +297,7 @@ def render(summary: dict, table: pd.DataFrame, top: pd.DataFrame, datasets: dict
     return "\n".join(lines)
 
 
-EXPERIMENT_TABLES = ("refusals", "auroc", "levels", "sweep", "selection_scores", "evaluation", "evaluation_labels")
+EXPERIMENT_TABLES = ("refusals", "auroc", "levels", "sweep", "evaluation", "evaluation_labels")
 
 
 def write_report(inputs: dict[str, str], output_md: str, datasets: dict, seed: int, title: str) -> None:

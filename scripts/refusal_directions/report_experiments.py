@@ -19,8 +19,11 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.0%}"
 
 
-def _num(value: float, digits: int = 2) -> str:
+def number_text(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+_num = number_text
 
 
 def _rate(refused: int, n: int, level: float) -> str:
@@ -47,6 +50,12 @@ def _change(row, prefix: str, fmt=_pct) -> str:
 
 def _points(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.0f} pp"
+
+
+def _picked(n_layers: int) -> str:
+    """The caveat of a layer picked for its largest change: its interval is not adjusted for the choice."""
+    return "" if n_layers == 1 else (f"The layer with the largest change among the {n_layers} swept (its interval "
+                                     "is not adjusted for that choice): ")  # fmt: skip
 
 
 def refusal_counts(refusals: pd.DataFrame, column: str = "refused") -> dict[str, tuple[int, int]]:
@@ -157,7 +166,7 @@ def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
         lines.append(f"| {int(row['layer'])} | " + " | ".join(cells) + f" | {row['kl_ablation_all']:.3g} "
                      f"| {row['kl_addition']:.3g} |")  # fmt: skip
     lines += ["", "KL: mean next-token KL divergence on harmless prompts (nats).", ""]
-    if first["refusal_baseline_harmful"] * n_harmful < MIN_BASELINE_REFUSALS:
+    if round(first["refusal_baseline_harmful"] * n_harmful) < MIN_BASELINE_REFUSALS:
         lines.append(
             f"The model refuses {round(first['refusal_baseline_harmful'] * n_harmful)} of {n_harmful} harmful prompts "
             "without intervention, so ablation has almost no refusal to remove: these runs cannot show that the "
@@ -166,7 +175,8 @@ def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
     else:
         best = sweep.loc[sweep["change_ablation_all"].idxmin()]
         lines.append(
-            f"Ablating layer {int(best['layer'])}'s direction everywhere changes the harmful refusal rate by "
+            f"{_picked(len(sweep))}Ablating layer {int(best['layer'])}'s direction everywhere changes the harmful "
+            "refusal rate by "
             f"{_change(best, 'change_ablation_all', _points)} (the random direction: "
             f"{_change(best, 'change_random_ablation_all', _points)}"
             + (
@@ -179,7 +189,8 @@ def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
         )
     induced = sweep.loc[sweep["change_addition"].idxmax()]
     lines.append(
-        f"Adding layer {int(induced['layer'])}'s direction changes the harmless refusal rate by "
+        f"{_picked(len(sweep))}Adding layer {int(induced['layer'])}'s direction changes the harmless refusal "
+        "rate by "
         f"{_change(induced, 'change_addition', _points)} (random vector: "
         f"{_change(induced, 'change_random_addition', _points)}"
         + (f"; control vector: {_change(induced, 'change_control_addition', _points)}" if has_control else "")
@@ -189,8 +200,7 @@ def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
     return lines
 
 
-def selection_section(selected: dict, scores: pd.DataFrame, evaluation: pd.DataFrame, labels: pd.DataFrame,
-                      level: float) -> list[str]:  # fmt: skip
+def selection_section(selected: dict, evaluation: pd.DataFrame, labels: pd.DataFrame, level: float) -> list[str]:
     """The selected direction: how it was chosen (validation split) and what it does (test split)."""
     rows = evaluation.set_index("condition")
     where = (f"layer {selected['layer']} (relative depth {selected['relative_depth']:.2f}), post-instruction position "
@@ -201,9 +211,8 @@ def selection_section(selected: dict, scores: pd.DataFrame, evaluation: pd.DataF
         f"Which direction is *the* refusal direction of this model: the difference in means (train split) at {where}, "
         f"chosen by the {selected['method']} method ({selected['criterion']}) among {selected['n_candidates']} "
         f"candidates scored on the validation split ({selected['n_validation']['harmful']} + "
-        f"{selected['n_validation']['harmless']} prompts); {selected['n_passed']} passed every filter (KL <= "
-        f"{selected['thresholds']['kl_max']:g}, induce > {selected['thresholds']['induce_min']:g}, layer below "
-        f"{selected['thresholds']['max_layer_fraction']:.0%} of the depth). Its scores: bypass "
+        f"{selected['n_validation']['harmless']} prompts); {selected['n_passed']} passed every filter (a candidate "
+        f"is dropped for {'; '.join(selected['filters'])}). Its scores: bypass "
         f"{_num(selected['bypass'])} (no intervention: {_num(selected['baseline_harmful_score'])}), induce "
         f"{_num(selected['induce'])} (no intervention: {_num(selected['baseline_harmless_score'])}), KL "
         f"{selected['kl']:.3g}.",
@@ -212,7 +221,7 @@ def selection_section(selected: dict, scores: pd.DataFrame, evaluation: pd.DataF
     if not selected["passed_filters"]:
         lines += [
             f"**No candidate passed every filter** ({selected['fallback_reason']}). The direction above is only the "
-            "best candidate by that criterion among those in the allowed layers: treat it as a candidate, not as a "
+            f"best candidate by that criterion among {selected['fallback_pool']}: treat it as a candidate, not as a "
             "refusal direction.",
             "",
         ]
@@ -283,13 +292,14 @@ def behavioural_evidence(auroc: pd.DataFrame | None, sweep: pd.DataFrame | None,
             findings.append("the projection does not predict refusal among harmful test prompts beyond chance")
     if sweep is not None:
         first = sweep.iloc[0]
-        if first["refusal_baseline_harmful"] * first["n_harmful"] < MIN_BASELINE_REFUSALS:
+        if round(first["refusal_baseline_harmful"] * first["n_harmful"]) < MIN_BASELINE_REFUSALS:
             findings.append("too few refusals at baseline for ablation to show a causal effect on the refusal rate")
         else:
             best = sweep.loc[sweep["ablation_all_vs_random_ablation_all"].idxmin()]
             change = _change(best, "ablation_all_vs_random_ablation_all", _points)
             findings.append(f"ablating layer {int(best['layer'])}'s direction changes the refusal rate by {change} "
-                            "against a random direction")  # fmt: skip
+                            f"against a random direction (the largest of {len(sweep)} layers; the interval is not "
+                            "adjusted for that choice)")  # fmt: skip
     if selected is not None:
         findings.append(
             f"the selected direction is layer {selected['layer']}'s"

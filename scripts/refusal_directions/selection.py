@@ -24,47 +24,49 @@ log = logging.getLogger(__name__)
 CRITERIA = {"refusal_score": ("bypass", "lowest"), "cosmic": ("cosmic_score", "highest")}
 
 
-def filters(scores: pd.DataFrame, settings: dict) -> dict[str, pd.Series]:
-    """Each filter's name and which candidates it drops."""
+def filters(scores: pd.DataFrame, settings: dict) -> dict[str, tuple[str, pd.Series]]:
+    """Each filter: its description and which candidates it drops."""
     limit = int(scores["n_layers"].iloc[0] * settings["max_layer_fraction"])
     numbers = ["bypass", "induce", "kl"] if settings["method"] == "refusal_score" else ["cosmic_score", "kl"]
+    last = f"layer >= {limit} (the last {1 - settings['max_layer_fraction']:.0%} of the layers)"
     dropped = {
-        "undefined score": ~np.isfinite(scores[numbers]).all(axis=1),
-        f"layer >= {limit} (the last {1 - settings['max_layer_fraction']:.0%} of the layers)": scores["layer"] >= limit,
-        f"KL > {settings['kl_max']:g}": scores["kl"] > settings["kl_max"],
+        "undefined": ("undefined score", ~np.isfinite(scores[numbers]).all(axis=1)),
+        "layer": (last, scores["layer"] >= limit),
+        "kl": (f"KL > {settings['kl_max']:g}", scores["kl"] > settings["kl_max"]),
     }
     if settings["method"] == "refusal_score":
-        dropped[f"induce <= {settings['induce_min']:g}"] = ~(scores["induce"] > settings["induce_min"])
+        dropped["induce"] = (f"induce <= {settings['induce_min']:g}", ~(scores["induce"] > settings["induce_min"]))
     return dropped
 
 
-def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str]:
-    """The scores with ``filtered`` and ``why``, the index of the chosen candidate, and why it is a fallback
-    ("" when it passed every filter)."""
+def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str, str]:
+    """The scores with ``filtered`` and ``why``, the index of the chosen candidate, why it is a fallback
+    ("" when it passed every filter), and the candidates it was chosen among."""
     column, best = CRITERIA[settings["method"]]
     dropped = filters(scores, settings)
     table = scores.assign(why=[
-        "; ".join(name for name, mask in dropped.items() if mask.loc[index]) for index in scores.index
+        "; ".join(name for name, mask in dropped.values() if mask.loc[index]) for index in scores.index
     ])  # fmt: skip
     table["filtered"] = table["why"] != ""
-    pool, fallback = table[~table["filtered"]], ""
+    pool, fallback, among = table[~table["filtered"]], "", "those that passed every filter"
     if pool.empty:
         fallback = ", ".join(
-            f"{int(mask.sum())} of {len(table)} fail {name}" for name, mask in dropped.items() if mask.any()
+            f"{int(mask.sum())} of {len(table)} fail {name}" for name, mask in dropped.values() if mask.any()
         )
-        layer_filter, undefined = list(dropped.values())[1], list(dropped.values())[0]
-        pool = table[~layer_filter & ~undefined]
+        pool = table[~dropped["layer"][1] & ~dropped["undefined"][1]]
+        among = "those with a defined score in the allowed layers"
         if pool.empty:  # every candidate is in the last layers or undefined: take the best defined one
             pool = table[np.isfinite(table[column])]
+            among = "every candidate with a defined score, the last layers included"
     chosen = pool[column].idxmin() if best == "lowest" else pool[column].idxmax()
     table["selected"] = table.index == chosen
-    return table, int(chosen), fallback
+    return table, int(chosen), fallback, among
 
 
 def select_direction(inputs: dict, outputs: dict, settings: dict) -> None:
     """scores.csv (every candidate, filtered and why), selected_direction.json and .safetensors, from the
     candidates' ``scores`` and the ``candidates`` themselves."""
-    table, chosen, fallback = choose(pd.read_csv(inputs["scores"]), settings)
+    table, chosen, fallback, among = choose(pd.read_csv(inputs["scores"]), settings)
     table.to_csv(outputs["scores"], index=False)
     row = table.loc[chosen]
     candidates = load_file(inputs["candidates"])["candidates"]
@@ -85,6 +87,8 @@ def select_direction(inputs: dict, outputs: dict, settings: dict) -> None:
         "criterion": f"{best} {column}",
         "passed_filters": not fallback,
         "fallback_reason": fallback,
+        "fallback_pool": among,
+        "filters": [name for name, _ in filters(table, settings).values()],
         **{
             name: float(row[name])
             for name in ("bypass", "induce", "kl", "cosmic_ablation", "cosmic_addition", "cosmic_score", "norm")

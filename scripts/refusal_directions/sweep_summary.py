@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .intervals import paired_difference, wilson_interval
+from .intervals import change_columns, rate_columns
 from .jsonio import read_jsonl
 from .plotting import interventions_figure
 from .refusal import label_responses
 
 ABLATIONS = ("ablation_all", "ablation_layer", "random_ablation_all", "control_ablation_all")
 ADDITIONS = ("addition", "random_addition", "control_addition")
-
-
-def rate_columns(prefix: str, refused: pd.Series, level: float) -> dict:
-    low, high = wilson_interval(int(refused.sum()), len(refused), level)
-    return {prefix: refused.mean(), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}
-
-
-def change_columns(prefix: str, after: pd.DataFrame, before: pd.DataFrame, column: str, intervals: dict) -> dict:
-    """after - before on the prompts both hold (matched by row), with a paired bootstrap interval."""
-    paired = after.set_index("row")[column].astype(float).align(before.set_index("row")[column].astype(float), "inner")
-    change, low, high = paired_difference(paired[0].to_numpy(), paired[1].to_numpy(), **intervals)
-    return {prefix: change, f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}
 
 
 def sweep_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: float, n_bootstrap: int,
