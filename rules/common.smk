@@ -18,7 +18,7 @@ from refusal_directions.execution import ExecutionSettings  # noqa: E402
 from refusal_directions.hub import hub_id  # noqa: E402
 from refusal_directions.integrity import damaged_files, read_manifest  # noqa: E402
 from refusal_directions.model_size import ModelSize, read_model_size  # noqa: E402
-from refusal_directions.resources import job_resources, rule_workloads  # noqa: E402
+from refusal_directions.resources import conversion_mem_mb, job_resources, rule_workloads  # noqa: E402
 from refusal_directions.workflow_helpers import (  # noqa: E402
     canonical,
     code_version,
@@ -131,6 +131,11 @@ def model_job_resources(rule):
 
     resources = {key: derived(key) for key in ("gpu", "mem_mb", "runtime")}
     return {**resources, **EXECUTION, "device_map": device_map}
+
+
+def conversion_memory(wildcards):
+    """convert_model's memory, from the size of the model it dequantises."""
+    return conversion_mem_mb(MODEL_SIZES[CONVERSIONS[wildcards.conversion]["slug"]].n_params)
 
 
 def model_job_threads(rule):
@@ -349,6 +354,7 @@ def results_config_hash(wildcards):
             "control": CONTROL,
             "statistics": statistics_config(),
             "thresholds": thresholds_config(),
+            "splits": SPLITS,
         }
     )
 
@@ -369,7 +375,6 @@ def report_inputs(wildcards):
     if config["interventions"]["enabled"]:
         inputs["sweep"] = f"{folder}/interventions/sweep.csv"
     if config["selection"]["enabled"]:
-        inputs["selection_scores"] = f"{folder}/selection/scores.csv"
         inputs["selected"] = f"{folder}/selection/selected_direction.json"
         inputs["selection_figure"] = f"{folder}/selection/selection.png"
         inputs["evaluation"] = f"{folder}/selection/evaluation.csv"

@@ -10,7 +10,7 @@ rule convert_model:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=8000,
+        mem_mb=conversion_memory,
         runtime=30,
     params:
         model=conversion_spec,

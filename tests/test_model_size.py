@@ -402,6 +402,7 @@ def fake_hub(monkeypatch):
     import huggingface_hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(model_size, "hub_reachable", lambda: True)
     answers = {"config": FIXTURES / "qwen2.5-7b-instruct" / "config.json", "info": None}
 
     def hf_hub_download(repo_id, filename, **kwargs):
@@ -454,19 +455,29 @@ def test_a_stated_size_is_not_asked_of_the_hub(fake_hub, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------- module
 
 
-def test_module_imports_only_the_standard_library_at_module_level():
-    tree = ast.parse(Path(model_size.__file__).read_text())
-    top_level = set()
-    for node in tree.body:
+def module_level_imports(path: Path) -> tuple[set[str], set[str]]:
+    """The packages a module imports at its top level, and the modules of its own package it imports."""
+    absolute, relative = set(), set()
+    for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Import):
-            top_level |= {alias.name.split(".")[0] for alias in node.names}
+            absolute |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            top_level.add((node.module or "").split(".")[0])
-    assert top_level and top_level <= set(sys.stdlib_module_names) | {"__future__"}
-    lazy = {
+            (relative if node.level else absolute).add((node.module or "").split(".")[0])
+    return absolute, relative
+
+
+def test_module_imports_only_the_standard_library_at_module_level():
+    """The workflow definition reads model sizes before any job: nothing heavy may load with it."""
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    absolute, relative = module_level_imports(Path(model_size.__file__))
+    assert absolute <= stdlib and relative == {"hub"}
+    hub_absolute, hub_relative = module_level_imports(Path(model_size.__file__).with_name("hub.py"))
+    assert hub_absolute <= stdlib and not hub_relative
+    tree = ast.parse(Path(model_size.__file__).read_text())
+    lazy = {  # every absolute import, inside functions too: only huggingface_hub, and only when asked
         alias.name.split(".")[0]
         for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
+        if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and not node.level)
         for alias in (node.names if isinstance(node, ast.Import) else [SimpleNamespace(name=node.module or "")])
     }
-    assert lazy - set(sys.stdlib_module_names) - {"__future__"} == {"huggingface_hub"}
+    assert lazy - stdlib == {"huggingface_hub"}

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from refusal_directions.resources import GPU_MEMORY_PER_WEIGHT, Workload, gpus_needed, job_resources, weights_mb
+from refusal_directions.resources import (
+    GPU_MEMORY_PER_WEIGHT,
+    Workload,
+    conversion_mem_mb,
+    gpus_needed,
+    job_resources,
+    weights_mb,
+)
 
 from conftest import REPO, planned_jobs, run_workflow, tiny_config
 
@@ -21,6 +28,12 @@ def test_72b_in_bf16_gets_enough_80gb_gpus_for_1_2_times_its_weights():
     assert (gpus - 1) * GPU_80GB < GPU_MEMORY_PER_WEIGHT * weights_mb(SIZES["72b"], "bfloat16")  # and no more
     assert gpus == 3 and gpus_needed(SIZES["72b"], "float32", GPU_80GB) == 5
     assert gpus_needed(SIZES["7b"], "bfloat16", GPU_80GB) == 1 and gpus_needed(SIZES["7b"], "bfloat16", 16384) == 2
+
+
+def test_a_gguf_conversion_gets_memory_for_its_float32_weights_twice():
+    for n_params in (135_000_000, SIZES["7b"]):
+        assert conversion_mem_mb(n_params) >= 2 * weights_mb(n_params, "float32")
+    assert conversion_mem_mb(SIZES["7b"]) > 56_000 > conversion_mem_mb(135_000_000)
 
 
 def test_resources_grow_with_the_model_and_the_work_and_overrides_win():

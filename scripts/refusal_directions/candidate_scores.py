@@ -98,7 +98,10 @@ def score_candidates(spec: dict, inputs: dict, outputs: dict, settings: dict, ex
             label = f"candidate layer {layer} position {position - n_positions}"
             ablated_logits, ablated_states = measure("harmful", f"{label}: ablation", ablate_everywhere(model, vector))
             added_logits, added_states = measure("harmless", f"{label}: addition", add_at_layer(model, vector, layer))
-            side_logits, _ = measure("harmless", f"{label}: ablation", ablate_everywhere(model, vector))
+            with ablate_everywhere(model, vector):  # logits only: the KL needs no states
+                side_logits = runner.next_token_logits(
+                    prompts["harmless"], Progress(f"{label}: ablation (harmless)", len(prompts["harmless"]))
+                )
             ablation = mean_cosine(ablated_states, harmless_states, cosmic)
             addition = mean_cosine(added_states, harmful_states, cosmic)
             rows.append({

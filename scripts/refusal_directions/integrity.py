@@ -46,11 +46,11 @@ def damaged_files(folder: str | Path) -> list[str]:
 
 def verify_file(path: str | Path) -> None:
     """Raise a UserError unless ``path`` is the file its extraction wrote (checked against the manifest
-    beside it)."""
+    beside it); the message says what the workflow's start-up check says."""
     path = Path(path)
     digest = read_manifest(path.parent).get("sha256", {}).get(path.name)
     if digest is None or not path.is_file() or file_sha256(path) != digest:
         raise UserError(
             f"{path} does not match the sha256 recorded in {path.parent / MANIFEST} (missing, truncated or changed "
-            "after extraction); run snakemake again: it redoes a damaged extraction by itself"
+            f"after extraction); delete {path.parent} and run again to re-extract the model"
         )

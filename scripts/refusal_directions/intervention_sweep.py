@@ -65,15 +65,17 @@ def run_intervention_sweep(
 
     def run(name: str, layer, condition: str, make_hooks) -> tuple[list[dict], torch.Tensor | None]:
         """Under one condition: each prompt's response and refusal score, and the harmless prompts'
-        next-token logits (for the KL; not for ablation at one layer)."""
-        ids, label = token_ids[name], f"layer {layer} {condition} ({name})"
+        next-token logits (for the KL; not for ablation at one layer, nor for the baseline of harmful prompts,
+        which the harmless baseline gives)."""
+        ids = token_ids[name]
+        label = f"{condition} ({name})" if layer is None else f"layer {layer} {condition} ({name})"
         with make_hooks():
             logits = runner.next_token_logits(ids, Progress(f"{label}: refusal score", len(ids)))
             generating = Progress(f"{label}: generation", len(ids))
             responses = runner.generate(ids, settings["max_new_tokens"], progress=generating)
             if name == "harmless":
                 harmless = logits
-            elif condition != "ablation_layer":
+            elif condition not in ("ablation_layer", "baseline"):
                 progress = Progress(f"{label}: next-token distribution, harmless prompts", len(subsets["harmless"]))
                 harmless = runner.next_token_logits(token_ids["harmless"], progress)
             else:

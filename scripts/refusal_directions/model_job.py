@@ -9,14 +9,13 @@ from dataclasses import dataclass
 
 from .chat_format import PromptFormat
 from .execution import ExecutionSettings
+from .extraction import MAIN_SETS
 from .forward import ModelRunner
 from .jsonio import read_json
 from .modeling import load_for_job
 from .runlog import named_files
 from .sampling import prompt_subsets
 from .splits import read_split
-
-MAIN_SETS = ("harmful", "harmless")
 
 
 @dataclass
@@ -28,7 +27,7 @@ class ModelJob:
 
     @classmethod
     def load(cls, spec: dict, inputs: dict, execution: ExecutionSettings) -> ModelJob:
-        model, tokenizer, device, _ = load_for_job(spec, inputs.get("converted"), execution)
+        model, tokenizer, device = load_for_job(spec, inputs.get("converted"), execution)
         prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
         return cls(model, tokenizer, prompt_format, ModelRunner.for_job(model, tokenizer, device, execution))
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .hub import hub_reachable
+
 __all__ = [
     "GGUFHeader",
     "ModelSize",
@@ -69,7 +71,7 @@ def read_model_size(spec: dict, location: str | None) -> ModelSize | None:
     if size is None and spec.get("n_params") is not None:
         n_layers = spec.get("n_layers")
         return ModelSize(int(spec["n_params"]), None if n_layers is None else int(n_layers), "n_params in the config")
-    if size is None and hub_id is not None and not _hub_offline():
+    if size is None and hub_id is not None and hub_reachable():
         size = _read_hub_online(hub_id, spec.get("revision"), gguf_file)
     if size is not None and size.n_layers is None and spec.get("n_layers") is not None:
         size = ModelSize(size.n_params, int(spec["n_layers"]), size.source + "; n_layers in the config")
@@ -322,16 +324,6 @@ def _hub_cache_dir() -> str:
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
-
-
-def _hub_offline() -> bool:
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        value = os.environ.get(name)
-        if value is not None and value.strip():
-            return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 # ------------------------------------------------------------------------------------------------------ helpers

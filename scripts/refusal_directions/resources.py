@@ -40,6 +40,12 @@ def weights_mb(n_params: int, dtype: str) -> float:
     return n_params * BYTES_PER_PARAMETER[dtype] / 2**20
 
 
+def conversion_mem_mb(n_params: int) -> int:
+    """Host memory of a GGUF conversion: the dequantised float32 weights, held twice while the model is built
+    from them and saved, and the host overhead."""
+    return 1000 * math.ceil((2 * weights_mb(n_params, "float32") + HOST_OVERHEAD_MB) / 1000)
+
+
 def gpus_needed(n_params: int, dtype: str, gpu_mem_mb: int) -> int:
     """GPUs of ``gpu_mem_mb`` each that hold 1.2 x the weights and a CUDA context."""
     return max(1, math.ceil((GPU_MEMORY_PER_WEIGHT * weights_mb(n_params, dtype) + CUDA_CONTEXT_MB) / gpu_mem_mb))
