@@ -18,7 +18,11 @@ from refusal_directions.execution import ExecutionSettings  # noqa: E402
 from refusal_directions.hub import hub_id  # noqa: E402
 from refusal_directions.integrity import damaged_files, read_manifest  # noqa: E402
 from refusal_directions.model_size import ModelSize, read_model_size  # noqa: E402
-from refusal_directions.resources import conversion_mem_mb, job_resources, rule_workloads  # noqa: E402
+from refusal_directions.resources import (  # noqa: E402
+    conversion_mem_mb,
+    job_resources,
+    rule_workloads,
+)
 from refusal_directions.workflow_helpers import (  # noqa: E402
     canonical,
     code_version,
