@@ -302,7 +302,7 @@ def main() -> None:
         generating = runner(model, tokenizer, args.batch_size, device, mode)
         generation_s[mode] = timed(
             lambda generating=generating, mode=mode: responses.__setitem__(
-                mode, generating.generate(generation_prompts, args.new_tokens)
+                mode, generating.generate(generation_prompts, args.new_tokens)[0]
             ),
             device,
         )

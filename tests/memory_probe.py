@@ -41,7 +41,10 @@ class WideStub(torch.nn.Module):
         super().__init__()
         self.model = Body(vocab_size)
 
-    def forward(self, input_ids, attention_mask, position_ids, use_cache=False, logits_to_keep=1):
+    def get_input_embeddings(self):
+        return self.model.embed
+
+    def forward(self, input_ids, attention_mask, position_ids, cache=None, use_cache=False, logits_to_keep=1):
         self.model(input_ids)
         return SimpleNamespace(logits=torch.zeros(len(input_ids), 1, 2))
 

@@ -119,7 +119,7 @@ def test_kl_is_zero_without_change_and_positive_with_it(loaded, direction):
 def test_batched_greedy_generation_matches_one_by_one(loaded):
     model, tokenizer = loaded
     texts = prompts(tokenizer, HARMFUL[:3] + HARMLESS[:2])
-    batched = runner(loaded, 5).generate(texts, 6)
-    single = [runner(loaded, 1).generate([text], 6)[0] for text in texts]
+    batched, _ = runner(loaded, 5).generate(texts, 6)
+    single = [runner(loaded, 1).generate([text], 6)[0][0] for text in texts]
     assert batched == single
     assert all(isinstance(response, str) for response in batched)

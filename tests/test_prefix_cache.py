@@ -154,12 +154,12 @@ def test_generation_matches_uncached(loaded, prompts):
     greedy = {"max_new_tokens": 8, "do_sample": False}
     expected = uncached_generation(model, tokenizer, rows, **greedy)
     assert expected.shape == (BATCH, 8)
-    assert torch.equal(cache.generate(rows, **greedy), expected)
+    assert torch.equal(cache.generate(rows, **greedy)[0], expected)
     sampled = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.0, "top_k": None, "top_p": None}
     torch.manual_seed(3)
     expected = uncached_generation(model, tokenizer, rows, **sampled)
     torch.manual_seed(3)
-    assert torch.equal(cache.generate(rows, **sampled), expected)
+    assert torch.equal(cache.generate(rows, **sampled)[0], expected)
 
 
 @pytest.mark.parametrize(
@@ -189,7 +189,7 @@ def test_no_shared_prefix_runs_uncached(loaded):
     assert len(cache) == 0 and cache.cache is None and cache.cache_for(BATCH) is None
     assert_same(cached(cache, ids), alone(model, ids))
     greedy = {"max_new_tokens": 8, "do_sample": False}
-    assert torch.equal(cache.generate(ids, **greedy), uncached_generation(model, tokenizer, ids, **greedy))
+    assert torch.equal(cache.generate(ids, **greedy)[0], uncached_generation(model, tokenizer, ids, **greedy))
 
 
 # -- the model jobs' runner: every pass cached equals uncached ---------------------------------------------
@@ -230,13 +230,13 @@ def test_extraction_rows_cached_equal_uncached(loaded, system_prompts):
 
         Extractor(runner, n_positions=5, refusal_tokens=[5, 9]).run(system_prompts, sink)
         results.append([rows[i] for i in range(len(system_prompts))])
-    assert runners(loaded)[0]._prefix(system_prompts, keep=5) is not None  # the cached run did use a prefix
+    assert len(runners(loaded)[0]._prefix(system_prompts, keep=5)) > 0  # the cached run did use a prefix
     close([states for states, _ in results[0]], [states for states, _ in results[1]])
     np.testing.assert_allclose([s for _, s in results[0]], [s for _, s in results[1]], atol=1e-4)
 
 
 def test_generation_cached_gives_the_same_greedy_tokens(loaded, system_prompts):
-    cached, uncached = (runner.generate(system_prompts, 8) for runner in runners(loaded))
+    cached, uncached = (runner.generate(system_prompts, 8)[0] for runner in runners(loaded))
     assert cached == uncached
 
 
@@ -254,14 +254,16 @@ def test_each_intervention_condition_cached_equals_uncached(loaded, system_promp
     results = []
     for runner in runners(loaded):
         with make():  # the prefix is cached under the condition's hooks
-            results.append((runner.next_token_logits(system_prompts), runner.generate(system_prompts, 6)))
+            results.append((runner.next_token_logits(system_prompts), *runner.generate(system_prompts, 6)))
     close(results[0][0].numpy(), results[1][0].numpy())
     assert results[0][1] == results[1][1]
+    for logits, _, first_step_logits in results:  # generation's first step gives the refusal-score logits too
+        close(first_step_logits.numpy(), logits.numpy())
 
 
 def test_prompts_without_a_shared_prefix_run_uncached(loaded):
     cached, uncached = runners(loaded)
     ids = encode_prompts(loaded[1], HARMFUL[:3])
     unrelated = [ids[0], [7, 8, 9, 10] + ids[1][4:]]  # no common first token
-    assert cached._prefix(unrelated, keep=1) is None
+    assert len(cached._prefix(unrelated, keep=1)) == 0
     assert torch.equal(cached.next_token_logits(unrelated), uncached.next_token_logits(unrelated))

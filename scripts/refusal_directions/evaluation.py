@@ -60,9 +60,8 @@ def evaluate_direction(spec: dict, inputs: dict, outputs: dict, settings: dict, 
     for condition, (name, make_hooks) in conditions.items():
         ids, harmless = token_ids[name], token_ids["harmless"]
         with make_hooks():
-            logits = runner.next_token_logits(ids, Progress(f"{condition}: refusal score", len(ids)))
-            generating = Progress(f"{condition}: generation", len(ids))
-            responses = runner.generate(ids, settings["max_new_tokens"], progress=generating)
+            generating = Progress(f"{condition}: generation and refusal score", len(ids))
+            responses, logits = runner.generate(ids, settings["max_new_tokens"], progress=generating)
             if name == "harmful" and condition != "baseline harmful":
                 progress = Progress(f"{condition}: next-token distribution, harmless prompts", len(harmless))
                 divergences.append((condition, runner.next_token_logits(harmless, progress)))

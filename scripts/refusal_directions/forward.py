@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import torch
 
-from .batching import BatchRunner, left_padded
+from .batching import BatchRunner
 from .errors import UserError
 from .execution import ExecutionSettings
 from .modeling import decoder_layers
@@ -68,15 +68,15 @@ class ModelRunner:
         """The runner a job's execution settings ask for: its batch limits and prefix cache."""
         return cls(model, tokenizer, device, BatchRunner.for_job(execution, model, device), execution.prefix_cache)
 
-    def _prefix(self, token_ids: list[list[int]], keep: int) -> PrefixCache | None:
+    def _prefix(self, token_ids: list[list[int]], keep: int) -> PrefixCache:
         """The shared prefix of this pass, cached under the active hooks; every prompt keeps at least
-        ``keep`` tokens after it (the positions a recorder reads). None when off or not worth it."""
-        if self.prefix_cache == "off":
-            return None
-        length = shared_prefix_length([ids[: len(ids) - keep + 1] for ids in token_ids])
-        if length == 0:
-            return None
-        log.info("prefix cache: %d shared tokens of %.1f on average", length, np.mean([len(i) for i in token_ids]))
+        ``keep`` tokens after it (the positions a recorder reads). Empty (every prompt runs whole) when off
+        or not worth it."""
+        length = 0
+        if self.prefix_cache != "off":
+            length = shared_prefix_length([ids[: len(ids) - keep + 1] for ids in token_ids])
+        if length:
+            log.info("prefix cache: %d shared tokens of %.1f on average", length, np.mean([len(i) for i in token_ids]))
         return PrefixCache(self.model, token_ids[0][:length], self.tokenizer.pad_token_id)
 
     def each_batch(self, token_ids: list[list[int]], handle, progress=None, keep: int = 1) -> None:
@@ -86,52 +86,41 @@ class ModelRunner:
         prefix = self._prefix(token_ids, keep)
 
         def process(indices):
-            rows = [token_ids[i] for i in indices]
-            with torch.inference_mode():
-                if prefix is None:
-                    batch = left_padded(rows, self.tokenizer.pad_token_id, self.device)
-                    logits = self.model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1, :]
-                else:
-                    logits = prefix.last_logits(rows)
-            handle(indices, logits)
+            handle(indices, prefix.last_logits([token_ids[i] for i in indices]))
 
-        self.batches.run([len(ids) - (len(prefix) if prefix else 0) for ids in token_ids], process, progress)
+        self.batches.run([len(ids) - len(prefix) for ids in token_ids], process, progress)
 
     def next_token_logits(self, token_ids: list[list[int]], progress=None) -> torch.Tensor:
         """[n_prompts, vocab] float32 on the CPU, in prompt order."""
-        rows: list[torch.Tensor | None] = [None] * len(token_ids)
-
-        def keep(indices, logits):
-            for position, index in enumerate(indices):
-                rows[int(index)] = logits[position].float().cpu()
-
-        self.each_batch(token_ids, keep, progress)
-        return torch.stack(rows)
+        rows = PromptOrder(len(token_ids))
+        self.each_batch(token_ids, rows.keep, progress)
+        return rows.stacked()
 
     def last_states(self, token_ids: list[list[int]], progress=None) -> tuple[torch.Tensor, np.ndarray]:
         """The next-token logits [n, vocab] (float32, CPU) and every layer's output at the last token
         [n_layers, n, d_model] (float64), in prompt order."""
         n_layers = len(decoder_layers(self.model))
-        logits: list[torch.Tensor | None] = [None] * len(token_ids)
+        logits = PromptOrder(len(token_ids))
         states = np.empty((n_layers, len(token_ids), self.model.config.get_text_config().hidden_size))
         recorder = PositionRecorder(self.model)
 
         def keep(indices, batch_logits):
-            for position, index in enumerate(indices):
-                logits[int(index)] = batch_logits[position].float().cpu()
+            logits.keep(indices, batch_logits)
             states[:, indices] = np.stack([values[:, -1] for values in recorder.rows()])
 
         try:
             self.each_batch(token_ids, keep, progress)
         finally:
             recorder.remove()
-        return torch.stack(logits), states
+        return logits.stacked(), states
 
     def generate(self, token_ids: list[list[int]], max_new_tokens: int, do_sample: bool = False,
-                 temperature: float = 1.0, seed: int = 0, progress=None) -> list[str]:  # fmt: skip
-        """The model's response to each prompt (greedy unless ``do_sample``), decoded without special tokens.
-        Prompts are left-padded; ``generate`` derives positions from the mask."""
+                 temperature: float = 1.0, seed: int = 0, progress=None) -> tuple[list[str], torch.Tensor]:  # fmt: skip
+        """The model's response to each prompt (greedy unless ``do_sample``), decoded without special tokens,
+        and the next-token logits [n, vocab] (float32, CPU) at each prompt's last position, which generation's
+        first step computes anyway: a caller that needs both runs the prompts once."""
         responses: list[str | None] = [None] * len(token_ids)
+        logits = PromptOrder(len(token_ids))
         if do_sample:
             torch.manual_seed(seed)
         prefix = self._prefix(token_ids, keep=1)
@@ -139,22 +128,26 @@ class ModelRunner:
                     "temperature": temperature if do_sample else None}  # fmt: skip
 
         def process(indices):
-            rows = [token_ids[i] for i in indices]
-            with torch.inference_mode():
-                if prefix is None:
-                    padded = left_padded(rows, self.tokenizer.pad_token_id, self.device)
-                    output = self.model.generate(
-                        input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
-                        pad_token_id=self.tokenizer.pad_token_id, **sampling,
-                    )  # fmt: skip
-                    new_tokens = output[:, padded["input_ids"].shape[1] :]
-                else:
-                    new_tokens = prefix.generate(rows, **sampling)
+            new_tokens, first_logits = prefix.generate([token_ids[i] for i in indices], **sampling)
+            logits.keep(indices, first_logits)
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for index, text in zip(indices, texts, strict=True):
                 responses[int(index)] = text.strip()
 
         # A batch's token budget covers the tokens it will generate as well.
-        shared = len(prefix) if prefix else 0
-        self.batches.run([len(ids) - shared + max_new_tokens for ids in token_ids], process, progress)
-        return responses
+        self.batches.run([len(ids) - len(prefix) + max_new_tokens for ids in token_ids], process, progress)
+        return responses, logits.stacked()
+
+
+class PromptOrder:
+    """Per-batch logits gathered back into prompt order, as float32 on the CPU."""
+
+    def __init__(self, n_prompts: int):
+        self.rows: list[torch.Tensor | None] = [None] * n_prompts
+
+    def keep(self, indices, logits: torch.Tensor) -> None:
+        for position, index in enumerate(indices):
+            self.rows[int(index)] = logits[position].float().cpu()
+
+    def stacked(self) -> torch.Tensor:
+        return torch.stack(self.rows)

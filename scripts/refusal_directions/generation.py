@@ -18,7 +18,7 @@ def generate_responses(spec: dict, inputs: dict, outputs: dict, settings: dict, 
     job = ModelJob.load(spec, inputs, execution)
     subsets = split_prompts(inputs, "test", settings["n_prompts"], settings["seed"])
     records = [record | {"set": name} for name, subset in subsets.items() for record in subset]
-    responses = job.runner.generate(
+    responses, _ = job.runner.generate(
         job.encode(records),
         settings["max_new_tokens"],
         settings["do_sample"],

@@ -70,9 +70,8 @@ def run_intervention_sweep(
         ids = token_ids[name]
         label = f"{condition} ({name})" if layer is None else f"layer {layer} {condition} ({name})"
         with make_hooks():
-            logits = runner.next_token_logits(ids, Progress(f"{label}: refusal score", len(ids)))
-            generating = Progress(f"{label}: generation", len(ids))
-            responses = runner.generate(ids, settings["max_new_tokens"], progress=generating)
+            generating = Progress(f"{label}: generation and refusal score", len(ids))
+            responses, logits = runner.generate(ids, settings["max_new_tokens"], progress=generating)
             if name == "harmless":
                 harmless = logits
             elif condition not in ("ablation_layer", "baseline"):

@@ -22,6 +22,8 @@ import copy
 
 import torch
 
+from .batching import left_padded
+
 # The saving is the prefix's share of each prompt: one to three tokens save a few percent while every batch still
 # pays for a cache copy and the unusual padding layout. Four still caches a bare chat-template opening such as
 # "<|im_start|>user\n" followed by a shared first word.
@@ -83,23 +85,16 @@ class PrefixCache:
     def batch(self, token_ids: list[list[int]]) -> dict:
         """Model inputs for ``token_ids`` on top of the prefix: ``input_ids`` the remainders left-padded to a common
         width W; ``attention_mask`` [B, prefix + W] (ones for prefix and remainder tokens, zeros for the pads);
-        ``position_ids`` [B, W] continuing from the prefix (remainder token j at prefix + j; a pad gets the
-        position before its first remainder token, which nothing reads); ``cache`` a fresh copy of the prefix
-        cache. Transformers 5.24 takes no ``cache_position``: the cache's length gives the query offset."""
-        remainders = self._remainders(token_ids)
-        width = max(map(len, remainders))
-        input_ids = torch.full((len(remainders), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(remainders), width), dtype=torch.long)
-        for row, ids in enumerate(remainders):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            mask[row, width - len(ids) :] = 1
-        attention_mask = torch.cat([torch.ones((len(remainders), len(self)), dtype=torch.long), mask], dim=1)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, len(self) :]
+        ``position_ids`` [B, W] continuing from the prefix (remainder token j at prefix + j; pads get positions
+        nothing reads); ``cache`` a fresh copy of the prefix cache. Transformers 5.24 takes no
+        ``cache_position``: the cache's length gives the query offset."""
+        remainders = left_padded(self._remainders(token_ids), self.pad_id, self.device)
+        prefix_mask = torch.ones((len(token_ids), len(self)), dtype=torch.long, device=self.device)
         return {
-            "input_ids": input_ids.to(self.device),
-            "attention_mask": attention_mask.to(self.device),
-            "position_ids": position_ids.to(self.device),
-            "cache": self.cache_for(len(remainders)),
+            "input_ids": remainders["input_ids"],
+            "attention_mask": torch.cat([prefix_mask, remainders["attention_mask"]], dim=1),
+            "position_ids": remainders["position_ids"] + len(self),
+            "cache": self.cache_for(len(token_ids)),
         }
 
     def last_logits(self, token_ids: list[list[int]]) -> torch.Tensor:
@@ -109,19 +104,31 @@ class PrefixCache:
         with torch.inference_mode():
             return self.model(**batch, use_cache=batch["cache"] is not None, logits_to_keep=1).logits[:, -1, :]
 
-    def generate(self, token_ids: list[list[int]], **generate_kwargs) -> torch.Tensor:
+    def generate(self, token_ids: list[list[int]], **generate_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         """The new tokens ``model.generate`` appends to each sequence, [B, new] (greedy or sampled, as the keyword
-        arguments say). ``generate`` is given the full [prefix][pads][remainder] ids and mask with the prefix
-        cache: it feeds only the ids the cache lacks and derives positions from the mask."""
+        arguments say), and the logits of its first step at each sequence's last position, [B, vocab], as the
+        model returns them (before any logits processor). ``generate`` is given the full [prefix][pads][remainder]
+        ids and mask with the prefix cache: it feeds only the ids the cache lacks and derives positions from the
+        mask."""
         batch = self.batch(token_ids)
         prefix = torch.tensor([self.prefix_ids], dtype=torch.long, device=self.device).expand(len(token_ids), -1)
         input_ids = torch.cat([prefix, batch["input_ids"]], dim=1)
-        with torch.inference_mode():
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=batch["attention_mask"],
-                cache=batch["cache"],
-                pad_token_id=self.pad_id,
-                **generate_kwargs,
-            )
-        return output[:, input_ids.shape[1] :]
+        first_logits = []
+
+        def keep_first_logits(_module, _inputs, output):
+            if not first_logits:
+                first_logits.append(output.logits[:, -1, :])
+
+        handle = self.model.register_forward_hook(keep_first_logits)
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=batch["attention_mask"],
+                    cache=batch["cache"],
+                    pad_token_id=self.pad_id,
+                    **generate_kwargs,
+                )
+        finally:
+            handle.remove()
+        return output[:, input_ids.shape[1] :], first_logits[0]

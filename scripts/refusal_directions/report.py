@@ -9,8 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from .jsonio import read_json
-from .report_experiments import behaviour_section, behavioural_evidence, interventions_section, selection_section
-from .report_experiments import number_text as _num
+from .report_experiments import (
+    behaviour_section,
+    behavioural_evidence,
+    interventions_section,
+    number_text,
+    selection_section,
+)
 
 
 def format_p(log10_p: float) -> str:
@@ -25,7 +30,7 @@ def format_p(log10_p: float) -> str:
 
 
 def _range(values: pd.Series) -> str:
-    return f"{_num(values.min())} to {_num(values.max())}"
+    return f"{number_text(values.min())} to {number_text(values.max())}"
 
 
 def bands(n_layers: int) -> list[tuple[str, range]]:
@@ -51,7 +56,8 @@ def _band_lines(table: pd.DataFrame, n_layers: int) -> list[str]:
         part = table[table["layer"].isin(layers)]
         line = (
             f"- **{name} layers ({layers.start}-{layers.stop - 1}):** in-sample d {_range(part['cohens_d'])}, "
-            f"held-out d {_range(part['cohens_d_heldout'])} (in-sample inflation {_num(part['d_inflation'].mean())} "
+            f"held-out d {_range(part['cohens_d_heldout'])} "
+            f"(in-sample inflation {number_text(part['d_inflation'].mean())} "
             f"on average); {int(part['valid_seed_rule'].sum())}/{len(part)} pass the seed rule, "
             f"{int(part['valid'].sum())}/{len(part)} survive the held-out and permutation tests."
         )
@@ -75,7 +81,8 @@ def _trend_sentence(table: pd.DataFrame) -> str:
     return (
         f"Held-out d rises from one layer to the next in {rising} of {len(finite) - 1} steps and peaks at layer "
         f"{peak} ({peak / len(table):.0%} of the depth); the magnitude of the difference in means grows from "
-        f"{_num(table['magnitude'].iloc[0])} at layer 0 to {_num(table['magnitude'].iloc[-1])} at the last layer."
+        f"{number_text(table['magnitude'].iloc[0])} at layer 0 "
+        f"to {number_text(table['magnitude'].iloc[-1])} at the last layer."
     )
 
 
@@ -117,10 +124,11 @@ def top_table_markdown(top: pd.DataFrame, ci_level: float) -> list[str]:
     ]
     for _, row in top.iterrows():
         lines.append(
-            f"| {int(row['layer'])} | {_num(row['magnitude'])} | {_num(row['cohens_d'])} "
-            f"| {_num(row['cohens_d_heldout'])} | {_num(row['d_heldout_ci_low'])} to {_num(row['d_heldout_ci_high'])} "
-            f"| {row['p_perm']:.2g} | {row['p_holm']:.2g} | {_num(row['control_d_heldout'])} "
-            f"| {_num(row['t_stat'], 1)} | {format_p(row['log10_p'])} | {'yes' if row['valid'] else 'no'} "
+            f"| {int(row['layer'])} | {number_text(row['magnitude'])} | {number_text(row['cohens_d'])} "
+            f"| {number_text(row['cohens_d_heldout'])} "
+            f"| {number_text(row['d_heldout_ci_low'])} to {number_text(row['d_heldout_ci_high'])} "
+            f"| {row['p_perm']:.2g} | {row['p_holm']:.2g} | {number_text(row['control_d_heldout'])} "
+            f"| {number_text(row['t_stat'], 1)} | {format_p(row['log10_p'])} | {'yes' if row['valid'] else 'no'} "
             f"| {'yes' if row['valid_seed_rule'] else 'no'} |"
         )
     return lines

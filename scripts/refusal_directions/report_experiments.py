@@ -23,9 +23,6 @@ def number_text(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-_num = number_text
-
-
 def _rate(refused: int, n: int, level: float) -> str:
     """'k/n = p% (CI a-b%)' with Wilson's interval."""
     low, high = wilson_interval(refused, n, level)
@@ -90,10 +87,11 @@ def _auroc_line(part: pd.DataFrame) -> str:
     best = part.loc[part["auroc"].idxmax()]
     above, below = int((part["auroc_ci_low"] > 0.5).sum()), int((part["auroc_ci_high"] < 0.5).sum())
     line = (
-        f"- {where} highest AUROC {_num(best['auroc'])} at layer {int(best['layer'])} (CI {_num(best['auroc_ci_low'])}-"
-        f"{_num(best['auroc_ci_high'])}, {int(best['n_refused'])} refusals among {int(best['n'])}); the interval lies "
+        f"- {where} highest AUROC {number_text(best['auroc'])} at layer {int(best['layer'])} "
+        f"(CI {number_text(best['auroc_ci_low'])}-{number_text(best['auroc_ci_high'])}, "
+        f"{int(best['n_refused'])} refusals among {int(best['n'])}); the interval lies "
         f"above chance in {above}/{len(part)} layers and below it in {below}/{len(part)}; correlation r "
-        f"{_num(best['r'])} (CI {_num(best['r_ci_low'])}-{_num(best['r_ci_high'])})."
+        f"{number_text(best['r'])} (CI {number_text(best['r_ci_low'])}-{number_text(best['r_ci_high'])})."
     )
     if scope == "all prompts":
         line += (" Over harmful and harmless prompts together this mostly restates the harmful/harmless separation "
@@ -194,7 +192,7 @@ def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
         f"{_change(induced, 'change_addition', _points)} (random vector: "
         f"{_change(induced, 'change_random_addition', _points)}"
         + (f"; control vector: {_change(induced, 'change_control_addition', _points)}" if has_control else "")
-        + f"), and the mean refusal score by {_change(induced, 'score_change_addition', _num)}."
+        + f"), and the mean refusal score by {_change(induced, 'score_change_addition', number_text)}."
     )
     lines += ["", "![Interventions](interventions/sweep.png)", ""]
     return lines
@@ -213,9 +211,9 @@ def selection_section(selected: dict, evaluation: pd.DataFrame, labels: pd.DataF
         f"candidates scored on the validation split ({selected['n_validation']['harmful']} + "
         f"{selected['n_validation']['harmless']} prompts); {selected['n_passed']} passed every filter (a candidate "
         f"is dropped for {'; '.join(selected['filters'])}). Its scores: bypass "
-        f"{_num(selected['bypass'])} (no intervention: {_num(selected['baseline_harmful_score'])}), induce "
-        f"{_num(selected['induce'])} (no intervention: {_num(selected['baseline_harmless_score'])}), KL "
-        f"{selected['kl']:.3g}.",
+        f"{number_text(selected['bypass'])} (no intervention: {number_text(selected['baseline_harmful_score'])}), "
+        f"induce {number_text(selected['induce'])} "
+        f"(no intervention: {number_text(selected['baseline_harmless_score'])}), KL {selected['kl']:.3g}.",
         "",
     ]
     if not selected["passed_filters"]:
@@ -237,9 +235,9 @@ def selection_section(selected: dict, evaluation: pd.DataFrame, labels: pd.DataF
         change = "change_rate" in row and math.isfinite(row.get("change_rate", math.nan))
         lines.append(
             f"| {condition} | {row['set']} | {_with_ci(row, 'refusal_rate')} | {_pct(row['refusal_rate_text'])} "
-            f"| {_pct(row['refusal_rate_score'])} | {_with_ci(row, 'mean_refusal_score', _num)} "
+            f"| {_pct(row['refusal_rate_score'])} | {_with_ci(row, 'mean_refusal_score', number_text)} "
             f"| {_change(row, 'change_rate', _points) if change else ''} "
-            f"| {_change(row, 'change_score', _num) if change else ''} | {_num(row['mean_kl'], 3)} |"
+            f"| {_change(row, 'change_score', number_text) if change else ''} | {number_text(row['mean_kl'], 3)} |"
         )
     lines += ["", *selection_findings(rows), "", *disagreement_lines(labels), "",
               "![Selection](selection/selection.png)", ""]  # fmt: skip
@@ -253,11 +251,12 @@ def selection_findings(rows: pd.DataFrame) -> list[str]:
         row = rows.loc[intervention]
         base = rows.loc[baseline]
         refused = round(base["refusal_rate"] * base["n"])
-        score, rate = _change(row, "change_score", _num), _change(row, "change_rate", _points)
+        score, rate = _change(row, "change_score", number_text), _change(row, "change_rate", _points)
         text = (
             f"- **{intervention.capitalize()}** moves the mean refusal score by {score} and the refusal rate by {rate}"
         )
-        controls = [f"{kind} direction {_change(row, f'vs_{kind}_score', _num)}" for kind in ("random", "control")
+        controls = [f"{kind} direction {_change(row, f'vs_{kind}_score', number_text)}"
+                    for kind in ("random", "control")
                     if f"vs_{kind}_score" in row and math.isfinite(row[f"vs_{kind}_score"])]  # fmt: skip
         if controls:
             text += "; its score change beyond the " + ", beyond the ".join(controls)

@@ -111,15 +111,13 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         ("behaviour", behaviour["n_prompts"]), ("interventions", interventions["n_prompts"]),
         ("evaluation", evaluation["n_prompts"]),
     )}  # fmt: skip
-    # Per condition of the interventions and the evaluation: the refusal score, the next-token distribution
-    # of the harmless prompts, and the responses.
+    # Per condition of the interventions and the evaluation: the responses (whose first step gives the refusal
+    # score) and the next-token distribution of the harmless prompts.
     conditions = 2 + 7 * layers
     return {
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
-        "run_interventions": passes(
-            2 * conditions, tested["interventions"], conditions, interventions["max_new_tokens"]
-        ),
+        "run_interventions": passes(conditions, tested["interventions"], conditions, interventions["max_new_tokens"]),
         "score_candidates": passes(2 * (2 + 3 * candidates), sizes["validation"]),
-        "evaluate_direction": passes(2 * 8, tested["evaluation"], 8, evaluation["max_new_tokens"]),
+        "evaluate_direction": passes(8, tested["evaluation"], 8, evaluation["max_new_tokens"]),
     }
