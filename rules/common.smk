@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from refusal_directions.config_check import (  # noqa: E402
     ConfigError,
     looks_like_a_path,
+    sampled_prompts,
     validate_config,
 )
 from refusal_directions.execution import ExecutionSettings  # noqa: E402
@@ -179,8 +180,7 @@ def dataset_spec(wildcards):
 
 
 def dataset_samples(wildcards):
-    """Prompts sampled from a dataset: its own n_samples, else the top-level one."""
-    return DATASETS[wildcards.dataset]["n_samples"] or config["n_samples"]
+    return sampled_prompts(config, wildcards.dataset)
 
 
 def dataset_source(wildcards):

@@ -116,6 +116,11 @@ def _check_cross_references(config: dict) -> None:
             ) from None
 
 
+def sampled_prompts(config: dict, dataset: str) -> int:
+    """How many prompts a dataset is sampled to: its own n_samples, else the top-level one."""
+    return config["datasets"][dataset]["n_samples"] or config["n_samples"]
+
+
 def _check_splits(config: dict) -> None:
     needs = {}
     if config["selection"]["enabled"]:
@@ -124,7 +129,7 @@ def _check_splits(config: dict) -> None:
         needs["test"] = "the behaviour and intervention experiments"
     for name in ("harmful", "harmless"):
         try:
-            check_splits(config["datasets"][name]["n_samples"] or config["n_samples"], config["splits"], needs)
+            check_splits(sampled_prompts(config, name), config["splits"], needs)
         except UserError as error:
             raise ConfigError(f"config key 'splits': {name}: {error}".replace("splits: ", "", 1)) from None
 

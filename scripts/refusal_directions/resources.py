@@ -87,11 +87,11 @@ ASSUMED_POSITIONS = 5
 
 def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
     """The work of each model job of one model under ``config``."""
+    from .config_check import sampled_prompts
     from .splits import split_sizes
 
     n_layers = n_layers or ASSUMED_LAYERS
-    datasets = config["datasets"]
-    sampled = {name: spec["n_samples"] or config["n_samples"] for name, spec in datasets.items()}
+    sampled = {name: sampled_prompts(config, name) for name in config["datasets"]}
     sizes = split_sizes(sampled["harmful"], config["splits"])
     batch = 32 if config["batch_size"] == "auto" else config["batch_size"]
 
