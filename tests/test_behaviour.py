@@ -14,9 +14,12 @@ from refusal_directions.behaviour import (
     auroc,
     bootstrap_interval,
     correlation,
+    layer_projections,
+    level_table,
     prediction_row,
     prediction_table,
 )
+from refusal_directions.jsonio import write_jsonl
 from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses, make_judge
 
 from conftest import REPO
@@ -143,7 +146,8 @@ def test_prediction_table_projects_each_response_s_prompt(tmp_path):
     )
     paths = [tmp_path / "layer_00.h5", tmp_path / "layer_01.h5"]
     cases = {RESPONSES: labels.assign(value=labels["refused"].astype(float))}
-    table = prediction_table(cases, paths, units, n_bootstrap=200, level=0.9, seed=0)
+    projections = layer_projections(paths, units, ("harmful", "harmless"))
+    table = prediction_table(cases, projections, n_bootstrap=200, level=0.9, seed=0)
     assert len(table) == 4 and set(table["scope"]) == {"all prompts", "harmful prompts"}
     for layer in range(2):
         scores = np.array(
@@ -154,6 +158,27 @@ def test_prediction_table_projects_each_response_s_prompt(tmp_path):
         row = table[(table["layer"] == layer) & (table["scope"] == "all prompts")].iloc[0]
         assert row["auroc"] == pytest.approx(expected) and row["n"] == 12 and row["n_refused"] == 3
         assert row["reason"] == "only 3 refusals: too few"
+
+
+def test_level_table_averages_the_test_prompts_of_each_level(tmp_path):
+    """Mean projection per harm level over the test rows only, against a direct computation."""
+    rng = np.random.default_rng(1)
+    n, d = 9, 4
+    values = rng.normal(size=(2, n, d)).astype(np.float32)
+    writer = ActivationWriter(tmp_path, 2, d, {"harmful": n}, {}, {})
+    writer.write("harmful", np.arange(n), [values[layer][:, None] for layer in range(2)])
+    write_manifest(tmp_path, {"sha256": writer.commit()})
+    units = rng.normal(size=(2, d))
+    prompts = tmp_path / "harmful.jsonl"
+    write_jsonl(prompts, [{"id": str(i), "text": "t", "level": ["low", "high"][i % 2]} for i in range(n)])
+    projections = layer_projections([tmp_path / "layer_00.h5", tmp_path / "layer_01.h5"], units, ("harmful",))
+    table = level_table({"harmful": str(prompts)}, {"harmful": np.array([1, 2, 4, 7, 8])}, projections)
+    assert len(table) == 4
+    for layer in range(2):
+        for level, rows in (("low", [2, 4, 8]), ("high", [1, 7])):
+            row = table[(table["layer"] == layer) & (table["level"] == level)].iloc[0]
+            expected = [values[layer][r] @ units[layer] for r in rows]
+            assert row["n"] == len(rows) and row["mean_projection"] == pytest.approx(np.mean(expected))
 
 
 def test_the_report_states_no_interval_for_a_scope_with_too_few_refusals():

@@ -97,28 +97,38 @@ SCORES = "refusal score > 0"  # every test prompt; r: Pearson with the refusal s
 SCOPES = {"harmful prompts": ("harmful",), "all prompts": ("harmful", "harmless")}
 
 
-def prediction_table(cases: dict[str, pd.DataFrame], paths: list[Path], units: np.ndarray, n_bootstrap: int,
+def layer_projections(paths: list[Path], units: np.ndarray, sets: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Every prompt of each set projected on each layer's unit direction, [n_layers, n_prompts], by row of the
+    activation files; each layer file is read once."""
+    projections = {}
+    for layer, path in enumerate(paths):
+        groups, _ = read_layer(path, sets)
+        for name in sets:
+            projections.setdefault(name, np.empty((len(paths), len(groups[name]))))[layer] = groups[name] @ units[layer]
+    return projections
+
+
+def prediction_table(cases: dict[str, pd.DataFrame], projections: dict[str, np.ndarray], n_bootstrap: int,
                      level: float, seed: int) -> pd.DataFrame:  # fmt: skip
     """Per layer, target and scope: how well the projection of a test prompt on the layer's direction
     predicts refusal. ``cases[target]``: rows ``set``, ``row`` (in the activation files), ``refused`` and
-    ``value`` (what r correlates with)."""
+    ``value`` (what r correlates with); ``projections``: from ``layer_projections``."""
     rows = []
-    for layer, path in enumerate(paths):
-        groups, _ = read_layer(path, ("harmful", "harmless"))
+    for layer in range(len(next(iter(projections.values())))):
         for target, table in cases.items():
             sets, prompt_rows = table["set"].to_numpy(), table["row"].to_numpy()
-            projections = np.array([groups[s][r] @ units[layer] for s, r in zip(sets, prompt_rows, strict=True)])
+            projected = np.array([projections[s][layer, r] for s, r in zip(sets, prompt_rows, strict=True)])
             refused, values = table["refused"].to_numpy(bool), table["value"].to_numpy(float)
             for scope, members in SCOPES.items():
                 keep = np.isin(sets, members)
-                row = prediction_row(projections[keep], refused[keep], values[keep], n_bootstrap, level, seed)
+                row = prediction_row(projected[keep], refused[keep], values[keep], n_bootstrap, level, seed)
                 rows.append({"layer": layer, "target": target, "scope": scope, **row,
                              "reason": scarcity_reason(refused[keep])})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def level_table(prompt_files: dict[str, str], test_rows: dict[str, np.ndarray], paths: list[Path],
-                units: np.ndarray) -> pd.DataFrame:  # fmt: skip
+def level_table(prompt_files: dict[str, str], test_rows: dict[str, np.ndarray],
+                projections: dict[str, np.ndarray]) -> pd.DataFrame:  # fmt: skip
     """Mean projection of every test prompt by its harm level (datasets with a level column only)."""
     rows = []
     for set_name, prompt_file in prompt_files.items():
@@ -126,10 +136,8 @@ def level_table(prompt_files: dict[str, str], test_rows: dict[str, np.ndarray], 
         levels = pd.Series([records[row].get("level") for row in test_rows[set_name]])
         if levels.isna().all():
             continue
-        for layer, path in enumerate(paths):
-            groups, _ = read_layer(path, (set_name,))
-            projections = pd.Series(groups[set_name][test_rows[set_name]] @ units[layer])
-            for level_value, part in projections.groupby(levels):
+        for layer, projected in enumerate(projections[set_name][:, test_rows[set_name]]):
+            for level_value, part in pd.Series(projected).groupby(levels):
                 rows.append({"layer": layer, "set": set_name, "level": level_value, "n": len(part),
                              "mean_projection": part.mean(), "sd_projection": part.std()})  # fmt: skip
     return pd.DataFrame(rows, columns=["layer", "set", "level", "n", "mean_projection", "sd_projection"])
@@ -152,10 +160,10 @@ def write_behaviour_analysis(inputs: dict, outputs: dict, statistics: dict, titl
         SCORES: scores.assign(refused=scores["refusal_score"] > 0, value=scores["refusal_score"]),
     }
     units = load_file(inputs["directions"])["unit_directions"].astype(np.float64)
-    paths = layer_files(manifest)
+    projections = layer_projections(layer_files(manifest), units, tuple(prompt_files))
     n_bootstrap, level, seed = statistics["n_bootstrap"], statistics["ci_level"], statistics["seed"]
-    table = prediction_table(cases, paths, units, n_bootstrap, level, seed)
+    table = prediction_table(cases, projections, n_bootstrap, level, seed)
     table.to_csv(outputs["auroc"], index=False)
     auroc_figure(table, title, statistics["ci_level"]).savefig(outputs["figure"], dpi=dpi)
-    level_table(prompt_files, test_rows, paths, units).to_csv(outputs["levels"], index=False)
+    level_table(prompt_files, test_rows, projections).to_csv(outputs["levels"], index=False)
     log.info("refusals: %d of %d responses", int(labels["refused"].sum()), len(labels))
