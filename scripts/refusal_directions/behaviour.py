@@ -100,12 +100,11 @@ SCOPES = {"harmful prompts": ("harmful",), "all prompts": ("harmful", "harmless"
 def layer_projections(paths: list[Path], units: np.ndarray, sets: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Every prompt of each set projected on each layer's unit direction, [n_layers, n_prompts], by row of the
     activation files; each layer file is read once."""
-    projections = {}
+    per_layer = []
     for layer, path in enumerate(paths):
         groups, _ = read_layer(path, sets)
-        for name in sets:
-            projections.setdefault(name, np.empty((len(paths), len(groups[name]))))[layer] = groups[name] @ units[layer]
-    return projections
+        per_layer.append({name: groups[name] @ units[layer] for name in sets})
+    return {name: np.stack([projected[name] for projected in per_layer]) for name in sets}
 
 
 def prediction_table(cases: dict[str, pd.DataFrame], projections: dict[str, np.ndarray], n_bootstrap: int,

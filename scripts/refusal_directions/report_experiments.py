@@ -23,6 +23,12 @@ def number_text(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _baseline_harmful_refusals(sweep: pd.DataFrame) -> int:
+    """Harmful prompts refused without intervention in the sweep: its rate times its prompt count."""
+    first = sweep.iloc[0]
+    return round(first["refusal_baseline_harmful"] * first["n_harmful"])
+
+
 def _rate(refused: int, n: int, level: float) -> str:
     """'k/n = p% (CI a-b%)' with Wilson's interval."""
     low, high = wilson_interval(refused, n, level)
@@ -164,9 +170,10 @@ def interventions_section(sweep: pd.DataFrame, level: float) -> list[str]:
         lines.append(f"| {int(row['layer'])} | " + " | ".join(cells) + f" | {row['kl_ablation_all']:.3g} "
                      f"| {row['kl_addition']:.3g} |")  # fmt: skip
     lines += ["", "KL: mean next-token KL divergence on harmless prompts (nats).", ""]
-    if round(first["refusal_baseline_harmful"] * n_harmful) < MIN_BASELINE_REFUSALS:
+    baseline_refusals = _baseline_harmful_refusals(sweep)
+    if baseline_refusals < MIN_BASELINE_REFUSALS:
         lines.append(
-            f"The model refuses {round(first['refusal_baseline_harmful'] * n_harmful)} of {n_harmful} harmful prompts "
+            f"The model refuses {baseline_refusals} of {n_harmful} harmful prompts "
             "without intervention, so ablation has almost no refusal to remove: these runs cannot show that the "
             "direction mediates refusal, only what the interventions cost (KL) and how they move the refusal score."
         )
@@ -290,8 +297,7 @@ def behavioural_evidence(auroc: pd.DataFrame | None, sweep: pd.DataFrame | None,
         else:
             findings.append("the projection does not predict refusal among harmful test prompts beyond chance")
     if sweep is not None:
-        first = sweep.iloc[0]
-        if round(first["refusal_baseline_harmful"] * first["n_harmful"]) < MIN_BASELINE_REFUSALS:
+        if _baseline_harmful_refusals(sweep) < MIN_BASELINE_REFUSALS:
             findings.append("too few refusals at baseline for ablation to show a causal effect on the refusal rate")
         else:
             best = sweep.loc[sweep["ablation_all_vs_random_ablation_all"].idxmin()]
