@@ -148,12 +148,12 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
               "splits": str(tmp_path / "splits.json"), "candidates": str(tmp_path / "candidates.safetensors"),
               "manifest": str(tmp_path / "manifest.json")}  # fmt: skip
     candidate_scores.score_candidates(
-        spec,
-        inputs,
-        {"scores": str(tmp_path / "scores.csv")},
-        {"layer_stride": 1, "max_candidates": None},
+        inputs=inputs,
+        outputs={"scores": str(tmp_path / "scores.csv")},
+        model=spec,
+        scoring={"layer_stride": 1, "max_candidates": None},
         # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
-        ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
+        execution=ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
     )
     table, chosen, fallback, _ = choose(pd.read_csv(tmp_path / "scores.csv"), SETTINGS)
     assert table.loc[chosen, "layer"] == 2 and fallback == ""

@@ -19,15 +19,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from .conditions import BYPASS, CONDITIONS, HARMFUL, HARMLESS, INDUCE, Condition, InterventionVectors, baseline_of
 from .execution import ExecutionSettings
-from .interventions import ablate_everywhere, add_at_layer, kl_divergence
+from .interventions import kl_divergence
 from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
 from .refusal_score import refusal_scores
@@ -63,11 +63,11 @@ def mean_cosine(states: np.ndarray, reference: np.ndarray, layers: list[int]) ->
     return float(np.mean(cosines))
 
 
-def score_candidates(spec: dict, inputs: dict, outputs: dict, settings: dict, execution: ExecutionSettings) -> None:
+def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, execution: ExecutionSettings) -> None:
     """candidate_scores.csv: one row per scored candidate (layer, position) with bypass, induce, kl and the
     COSMIC numbers, and the baselines without intervention."""
-    job = ModelJob.load(spec, inputs, execution)
-    model, runner, scored_by = job.model, job.runner, refusal_tokens(inputs)
+    job = ModelJob.load(model, inputs, execution)
+    runner, scored_by = job.runner, refusal_tokens(inputs)
     prompts = {name: job.encode(records) for name, records in split_prompts(inputs, "validation").items()}
     candidates_path = inputs["candidates"]
     tensors = load_file(candidates_path)
@@ -76,16 +76,19 @@ def score_candidates(spec: dict, inputs: dict, outputs: dict, settings: dict, ex
     candidates = tensors["candidates"].astype(np.float64)  # [positions, layers, d_model]
     n_positions, n_layers, _ = candidates.shape
     cosmic = cosmic_layers(tensors["harmful_means"], tensors["harmless_means"])
-    layers = candidate_layers(n_layers, n_positions, settings["layer_stride"], settings["max_candidates"])
+    layers = candidate_layers(n_layers, n_positions, scoring["layer_stride"], scoring["max_candidates"])
     log.info("%d candidates: %d position(s) x layers %s; COSMIC layers %s", n_positions * len(layers), n_positions,
              layers, cosmic)  # fmt: skip
+    bypass, induce = CONDITIONS[BYPASS], CONDITIONS[INDUCE]
 
-    def measure(name: str, label: str, context):
-        with context:
+    def measure(condition: Condition, label: str, vectors: InterventionVectors | None = None, prompt_set=None):
+        """Logits and last-position states of ``condition``'s prompts (or ``prompt_set``'s) under its hooks."""
+        name = prompt_set or condition.prompt_set
+        with condition.hooks(job.model, vectors):
             return runner.last_states(prompts[name], Progress(f"{label} ({name})", len(prompts[name])))
 
-    harmful_logits, harmful_states = measure("harmful", "baseline", nullcontext())
-    harmless_logits, harmless_states = measure("harmless", "baseline", nullcontext())
+    harmful_logits, harmful_states = measure(CONDITIONS[baseline_of(HARMFUL)], "baseline")
+    harmless_logits, harmless_states = measure(CONDITIONS[baseline_of(HARMLESS)], "baseline")
     baseline = {
         "baseline_harmful_score": float(refusal_scores(harmful_logits, scored_by).mean()),
         "baseline_harmless_score": float(refusal_scores(harmless_logits, scored_by).mean()),
@@ -94,13 +97,13 @@ def score_candidates(spec: dict, inputs: dict, outputs: dict, settings: dict, ex
     rows = []
     for position in range(n_positions):
         for layer in layers:
-            vector = candidates[position, layer]
+            vectors = InterventionVectors(candidates[position, layer], layer)
             label = f"candidate layer {layer} position {position - n_positions}"
-            ablated_logits, ablated_states = measure("harmful", f"{label}: ablation", ablate_everywhere(model, vector))
-            added_logits, added_states = measure("harmless", f"{label}: addition", add_at_layer(model, vector, layer))
-            with ablate_everywhere(model, vector):  # logits only: the KL needs no states
+            ablated_logits, ablated_states = measure(bypass, f"{label}: {bypass.name}", vectors)
+            added_logits, added_states = measure(induce, f"{label}: {induce.name}", vectors)
+            with bypass.hooks(job.model, vectors):  # its side effect on harmless prompts: logits only
                 side_logits = runner.next_token_logits(
-                    prompts["harmless"], Progress(f"{label}: ablation (harmless)", len(prompts["harmless"]))
+                    prompts[HARMLESS], Progress(f"{label}: {bypass.name} ({HARMLESS})", len(prompts[HARMLESS]))
                 )
             ablation = mean_cosine(ablated_states, harmless_states, cosmic)
             addition = mean_cosine(added_states, harmful_states, cosmic)
@@ -110,8 +113,8 @@ def score_candidates(spec: dict, inputs: dict, outputs: dict, settings: dict, ex
                 "induce": float(refusal_scores(added_logits, scored_by).mean()),
                 "kl": float(kl_divergence(harmless_logits, side_logits).mean()),
                 "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
-                "norm": float(np.linalg.norm(vector)), **baseline,
-                "n_validation_harmful": len(prompts["harmful"]), "n_validation_harmless": len(prompts["harmless"]),
+                "norm": float(np.linalg.norm(vectors.direction)), **baseline,
+                "n_validation_harmful": len(prompts[HARMFUL]), "n_validation_harmless": len(prompts[HARMLESS]),
                 "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers,
             })  # fmt: skip
     pd.DataFrame(rows).to_csv(outputs["scores"], index=False)

@@ -10,6 +10,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .conditions import (  # noqa: E402
+    ABLATION_AT_LAYER,
+    CONDITIONS,
+    CONTROL,
+    DIRECTION,
+    HARMFUL,
+    HARMLESS,
+    RANDOM,
+    Condition,
+    baseline_of,
+)
 from .jsonio import read_json  # noqa: E402
 
 MAGNITUDE_COLOUR = "tab:blue"
@@ -107,35 +118,42 @@ def _rate_line(axis, table: pd.DataFrame, column: str, style: str, label: str, *
                       alpha=0.12)  # fmt: skip
 
 
+# How each kind of vector is drawn: the direction solid, its controls dashed in their own colours.
+VECTOR_STYLES = {DIRECTION: ("o-", None), RANDOM: ("x--", "grey"), CONTROL: ("d--", CONTROL_COLOUR)}
+ONE_LAYER_STYLE = "s-"
+
+
+def _style(condition: Condition) -> tuple[str, str | None]:
+    style, colour = VECTOR_STYLES[condition.vector]
+    return (ONE_LAYER_STYLE if condition.change == ABLATION_AT_LAYER else style), colour
+
+
 def interventions_figure(table: pd.DataFrame, title: str):
-    """Refusal rates under each intervention by layer with their intervals (harmful: ablation; harmless:
-    addition), with the random and control-contrast directions and the baselines, and the next-token KL on
-    harmless prompts."""
-    figure, (ax_ablate, ax_add, ax_kl) = plt.subplots(1, 3, figsize=(17, 4.5))
-    _rate_line(ax_ablate, table, "refusal_ablation_all", "o-", "ablation, every layer")
-    _rate_line(ax_ablate, table, "refusal_ablation_layer", "s-", "ablation, this layer only")
-    _rate_line(ax_ablate, table, "refusal_random_ablation_all", "x--", "random direction", color="grey")
-    _rate_line(ax_ablate, table, "refusal_control_ablation_all", "d--", "control-contrast direction", color="tab:green")
-    ax_ablate.axhline(table["refusal_baseline_harmful"].iloc[0], color="black", linestyle=":", label="no intervention")
-    ax_ablate.set(xlabel="layer of the direction", ylabel="refusal rate", ylim=(-0.02, 1.02),
-                  title="Harmful prompts: directional ablation")  # fmt: skip
-    _rate_line(ax_add, table, "refusal_addition", "o-", "activation addition", color="tab:red")
-    _rate_line(ax_add, table, "refusal_random_addition", "x--", "random vector, same norm", color="grey")
-    _rate_line(ax_add, table, "refusal_control_addition", "d--", "control-contrast vector", color="tab:green")
-    ax_add.axhline(table["refusal_baseline_harmless"].iloc[0], color="black", linestyle=":", label="no intervention")
-    ax_add.set(xlabel="layer", ylabel="refusal rate", ylim=(-0.02, 1.02), title="Harmless prompts: activation addition")
-    for column, style, label in (
-        ("kl_ablation_all", "o-", "ablation, every layer"),
-        ("kl_random_ablation_all", "x--", "random direction ablation"),
-        ("kl_control_ablation_all", "d--", "control direction ablation"),
-        ("kl_addition", "s-", "activation addition"),
-        ("kl_random_addition", "+--", "random vector addition"),
-        ("kl_control_addition", "v--", "control vector addition"),
-    ):
-        if column in table:
-            ax_kl.plot(table["layer"], table[column].clip(lower=1e-6), style, label=label)
-    ax_kl.set(xlabel="layer", ylabel="mean KL (nats)", yscale="log", title="Harmless prompts: next-token KL")
-    for axis in (ax_ablate, ax_add, ax_kl):
+    """Refusal rates by layer under each condition of the sweep with their intervals, one panel per prompt
+    set (harmful: ablations; harmless: additions) with the rate without intervention, and the next-token KL
+    on harmless prompts of every condition that records it."""
+    prompt_sets = (HARMFUL, HARMLESS)
+    figure, axes = plt.subplots(1, len(prompt_sets) + 1, figsize=(17, 4.5))
+    for axis, prompt_set in zip(axes, prompt_sets, strict=False):
+        changes = []
+        for condition in (c for c in CONDITIONS.values() if c.intervenes and c.prompt_set == prompt_set):
+            style, colour = _style(condition)
+            _rate_line(axis, table, f"refusal_{condition.name}", style, condition.label, color=colour)
+            changes.append(condition.change)
+        baseline = baseline_of(prompt_set)
+        axis.axhline(
+            table[f"refusal_{baseline}"].iloc[0], color="black", linestyle=":", label=CONDITIONS[baseline].label
+        )
+        what = " / ".join(dict.fromkeys(changes))
+        axis.set(xlabel="layer of the direction", ylabel="refusal rate", ylim=(-0.02, 1.02),
+                 title=f"{prompt_set.capitalize()} prompts: {what}")  # fmt: skip
+    kl_axis = axes[-1]
+    for condition in (c for c in CONDITIONS.values() if c.records_kl and f"kl_{c.name}" in table):
+        style, colour = _style(condition)
+        kl_axis.plot(table["layer"], table[f"kl_{condition.name}"].clip(lower=1e-6), style, color=colour,
+                     label=condition.label)  # fmt: skip
+    kl_axis.set(xlabel="layer", ylabel="mean KL (nats)", yscale="log", title="Harmless prompts: next-token KL")
+    for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(title)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .conditions import BASELINES, EVALUATION, SWEEP
+
 # Bytes per parameter in the job's dtype; auto is bfloat16 on the GPU the job asks for.
 BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
 # GPU memory per byte of weights: the weights, and room for a batch's activations and key/value caches.
@@ -113,11 +115,13 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
     )}  # fmt: skip
     # Per condition of the interventions and the evaluation: the responses (whose first step gives the refusal
     # score) and the next-token distribution of the harmless prompts.
-    conditions = 2 + 7 * layers
+    conditions = len(BASELINES) + (len(SWEEP) - len(BASELINES)) * layers
     return {
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
         "run_interventions": passes(conditions, tested["interventions"], conditions, interventions["max_new_tokens"]),
         "score_candidates": passes(2 * (2 + 3 * candidates), sizes["validation"]),
-        "evaluate_direction": passes(8, tested["evaluation"], 8, evaluation["max_new_tokens"]),
+        "evaluate_direction": passes(
+            len(EVALUATION), tested["evaluation"], len(EVALUATION), evaluation["max_new_tokens"]
+        ),
     }

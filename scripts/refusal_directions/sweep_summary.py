@@ -1,50 +1,53 @@
-"""Experiment 2: refusal rates per layer and condition with their intervals, the change each condition makes
-on the same prompts (with its interval), and the next-token KL, as a table and a figure."""
+"""Experiment 2 as a table and a figure: the condition summary (condition_summary.py) laid out with one row
+per layer: the refusal rates without intervention and under each condition with Wilson intervals, each
+condition's change in refusal rate and in mean refusal score against no intervention on the same prompts,
+each intervention's change against each of its controls, with paired bootstrap intervals, and the mean
+next-token KL on harmless prompts."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .intervals import change_columns, rate_columns
+from .condition_summary import condition_table
+from .conditions import BASELINES, CONDITIONS, INTERVENTIONS, control_kind
+from .intervals import interval_columns
 from .jsonio import read_jsonl
 from .plotting import interventions_figure
 from .refusal import label_responses
 
-ABLATIONS = ("ablation_all", "ablation_layer", "random_ablation_all", "control_ablation_all")
-ADDITIONS = ("addition", "random_addition", "control_addition")
+
+def _interval(row, prefix: str) -> tuple[float, float, float]:
+    return row[prefix], row[f"{prefix}_ci_low"], row[f"{prefix}_ci_high"]
+
+
+def _layer_row(layer: int, conditions: pd.DataFrame, baselines: pd.DataFrame) -> dict:
+    row = {"layer": int(layer), **{f"n_{r.set}": int(r.n) for r in baselines.itertuples()}}
+    for name, baseline in baselines.iterrows():
+        row.update(interval_columns(f"refusal_{name}", _interval(baseline, "refusal_rate")))
+    for intervention in INTERVENTIONS:
+        group = [name for name in CONDITIONS if CONDITIONS[name].prompt_set == CONDITIONS[intervention].prompt_set]
+        for name in (n for n in group if n in conditions.index and n not in BASELINES):
+            part = conditions.loc[name]
+            row.update(interval_columns(f"refusal_{name}", _interval(part, "refusal_rate")))
+            row.update(interval_columns(f"change_{name}", _interval(part, "change_rate")))
+            row.update(interval_columns(f"score_change_{name}", _interval(part, "change_score")))
+        for control in (c for c in CONDITIONS[intervention].controls if c in conditions.index):
+            compared = _interval(conditions.loc[intervention], f"vs_{control_kind(control)}_rate")
+            row.update(interval_columns(f"{intervention}_vs_{control}", compared))
+    for name in conditions.index:
+        if CONDITIONS[name].records_kl:
+            row[f"kl_{name}"] = conditions.loc[name, "mean_kl"]
+    return row
 
 
 def sweep_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: float, n_bootstrap: int,
                 seed: int) -> pd.DataFrame:  # fmt: skip
-    """One row per layer: the refusal rate without intervention and under each condition (ablations on
-    harmful prompts, additions on harmless prompts) with Wilson intervals; each condition's change in
-    refusal rate and in mean refusal score against no intervention on the same prompts, and the direction's
-    change against each control's, with paired bootstrap intervals; the mean next-token KL on harmless
-    prompts."""
-    intervals = {"n_bootstrap": n_bootstrap, "level": level, "seed": seed}
-    baseline = {name: part for name, part in labels[labels["condition"] == "baseline"].groupby("set")}
-    rows = []
-    for layer, at_layer in labels[labels["condition"] != "baseline"].groupby("layer"):
-        by_condition = {condition: part for condition, part in at_layer.groupby("condition")}
-        row = {"layer": int(layer), "n_harmful": len(baseline["harmful"]), "n_harmless": len(baseline["harmless"])}
-        for name in ("harmful", "harmless"):
-            row.update(rate_columns(f"refusal_baseline_{name}", baseline[name]["refused"], level))
-        for conditions, name in ((ABLATIONS, "harmful"), (ADDITIONS, "harmless")):
-            for condition in (c for c in conditions if c in by_condition):
-                part, before = by_condition[condition], baseline[name]
-                row.update(rate_columns(f"refusal_{condition}", part["refused"], level))
-                row.update(change_columns(f"change_{condition}", part, before, "refused", intervals))
-                row.update(change_columns(f"score_change_{condition}", part, before, "refusal_score", intervals))
-            direction = by_condition[conditions[0]]
-            for control in (c for c in conditions if c.startswith(("random_", "control_")) and c in by_condition):
-                row.update(change_columns(f"{conditions[0]}_vs_{control}", direction, by_condition[control], "refused",
-                                          intervals))  # fmt: skip
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    kl = divergences.pivot_table(index="layer", columns="condition", values="mean_kl")
-    for condition in kl.columns:
-        table[f"kl_{condition}"] = kl.loc[table["layer"], condition].to_numpy()
-    return table
+    """One row per layer of the sweep, from the condition summary of every response."""
+    table = condition_table(labels, divergences, level, n_bootstrap, seed)
+    baselines = table[table["condition"].isin(BASELINES)].set_index("condition")
+    at_layers = table[~table["condition"].isin(BASELINES)]
+    rows = [_layer_row(layer, part.set_index("condition"), baselines) for layer, part in at_layers.groupby("layer")]
+    return pd.DataFrame(rows)
 
 
 def summarize_interventions(inputs: dict, outputs: dict, refusal: dict, intervals: dict, title: str, dpi: int) -> None:

@@ -1,0 +1,68 @@
+"""One runner for any list of conditions (conditions.py) in a model job: under each condition, every prompt of
+its set gets a greedy response and a refusal score (from generation's first step), and where the condition
+records it, the next-token KL on harmless prompts against no intervention, with a progress line per batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .conditions import CONDITIONS, HARMLESS, InterventionVectors, baseline_of
+from .interventions import kl_divergence
+from .jsonio import write_jsonl
+from .model_job import ModelJob
+from .progress import Progress
+from .refusal_score import refusal_scores
+
+
+class ConditionRunner:
+    """Runs conditions on one job's prompts (``prompts``: the prompt records of each set) and keeps every
+    response and KL row until ``write``. The baseline on harmless prompts runs before any condition whose
+    KL is recorded: every KL is measured against it."""
+
+    def __init__(self, job: ModelJob, prompts: dict[str, list[dict]], scored_by: list[int], max_new_tokens: int):
+        self.job, self.prompts, self.scored_by, self.max_new_tokens = job, prompts, scored_by, max_new_tokens
+        self.token_ids = {name: job.encode(records) for name, records in prompts.items()}
+        self.generations: list[dict] = []
+        self.divergences: list[dict] = []
+        self.baseline_logits = None
+
+    def run_all(self, names, vectors: InterventionVectors | None = None) -> None:
+        """Each named condition that this run has the vectors for (a control contrast is optional)."""
+        for name in names:
+            if vectors is None or CONDITIONS[name].available(vectors):
+                self.run(name, vectors)
+
+    def run(self, name: str, vectors: InterventionVectors | None = None) -> None:
+        condition = CONDITIONS[name]
+        layer = vectors.layer if condition.intervenes else None
+        prompt_set, runner = condition.prompt_set, self.job.runner
+        ids = self.token_ids[prompt_set]
+        label = f"{name} ({prompt_set})" if layer is None else f"layer {layer} {name} ({prompt_set})"
+        with condition.hooks(self.job.model, vectors):
+            generating = Progress(f"{label}: generation and refusal score", len(ids))
+            responses, logits = runner.generate(ids, self.max_new_tokens, progress=generating)
+            harmless_logits = None
+            if condition.records_kl and prompt_set == HARMLESS:
+                harmless_logits = logits
+            elif condition.records_kl:
+                harmless = self.token_ids[HARMLESS]
+                progress = Progress(f"{label}: next-token distribution, harmless prompts", len(harmless))
+                harmless_logits = runner.next_token_logits(harmless, progress)
+        if name == baseline_of(HARMLESS):
+            self.baseline_logits = logits
+        scores = refusal_scores(logits, self.scored_by)
+        self.generations += [
+            {"condition": name, "set": prompt_set, "layer": layer, "id": record["id"], "row": record["row"],
+             "text": record["text"], "response": response, "refusal_score": float(score)}
+            for record, response, score in zip(self.prompts[prompt_set], responses, scores, strict=True)
+        ]  # fmt: skip
+        if harmless_logits is not None:
+            kl = kl_divergence(self.baseline_logits, harmless_logits)
+            summary = {"mean_kl": float(kl.mean()), "median_kl": float(np.median(kl)), "max_kl": float(kl.max())}
+            self.divergences.append({"layer": layer, "condition": name, **summary})
+
+    def write(self, generations_path: str, kl_path: str) -> None:
+        write_jsonl(generations_path, self.generations)
+        columns = ["layer", "condition", "mean_kl", "median_kl", "max_kl"]
+        pd.DataFrame(self.divergences, columns=columns).to_csv(kl_path, index=False)

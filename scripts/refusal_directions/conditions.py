@@ -1,0 +1,139 @@
+"""The conditions the model runs under: one registry, one value per condition.
+
+A condition is its name (the one spelling in every table, figure and report), the prompt set it runs on,
+how it changes the model, which vector it uses (the direction, a random direction of the same norm, or the
+control contrast's direction rescaled to the same norm), its human label, the condition without intervention
+on the same prompts that it is compared with, and the controls an intervention is compared against. Adding a
+condition is one entry in ``CONDITIONS``; the runner (condition_runner.py), the summary
+(condition_summary.py), the figures and the report read everything else from here.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+
+HARMFUL, HARMLESS = "harmful", "harmless"
+
+# How a condition changes the model (hooks for the duration of a run).
+NO_CHANGE = "none"
+ABLATION_EVERYWHERE = "ablation everywhere"
+ABLATION_AT_LAYER = "ablation at one layer"
+ADDITION_AT_LAYER = "addition at one layer"
+
+# Which vector a condition uses.
+DIRECTION, RANDOM, CONTROL = "direction", "random", "control"
+
+
+@dataclass(frozen=True)
+class InterventionVectors:
+    """The vectors of one run: the direction (added as it is), the unit direction that ablation projects out
+    (the direction normalised where none is given), a random direction and the control contrast's direction
+    (None when the run has no control contrast), and the layer that addition and one-layer ablation act at."""
+
+    direction: np.ndarray
+    layer: int
+    random: np.ndarray | None = None
+    control: np.ndarray | None = None
+    unit: np.ndarray | None = None
+
+    def vector(self, kind: str, ablation: bool) -> np.ndarray:
+        if kind == DIRECTION:
+            return self.unit if ablation and self.unit is not None else self.direction
+        return {RANDOM: self.random, CONTROL: self.control}[kind]
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    prompt_set: str
+    change: str
+    label: str
+    vector: str | None = None
+    compared_with: str | None = None
+    controls: tuple[str, ...] = ()
+    # Next-token KL on harmless prompts against no intervention (an ablation's is measured in an extra pass).
+    records_kl: bool = False
+
+    @property
+    def intervenes(self) -> bool:
+        return self.change != NO_CHANGE
+
+    def hooks(self, model, vectors: InterventionVectors | None):
+        """The hooks that make this condition, as a context manager (entered when the condition runs)."""
+        if not self.intervenes:
+            return nullcontext()
+        # imported here: the workflow reads the registry (resources.py) while building the DAG, without torch
+        from .interventions import ablate_at_layer, ablate_everywhere, add_at_layer
+
+        vector = vectors.vector(self.vector, ablation=self.change != ADDITION_AT_LAYER)
+        if self.change == ABLATION_EVERYWHERE:
+            return ablate_everywhere(model, vector)
+        if self.change == ABLATION_AT_LAYER:
+            return ablate_at_layer(model, vector, vectors.layer)
+        return add_at_layer(model, vector, vectors.layer)
+
+    def available(self, vectors: InterventionVectors) -> bool:
+        """Whether this run has the vector the condition needs (a control contrast is optional)."""
+        return not self.intervenes or vectors.vector(self.vector, ablation=False) is not None
+
+
+CONDITIONS: dict[str, Condition] = {
+    condition.name: condition
+    for condition in (
+        Condition("baseline_harmful", HARMFUL, NO_CHANGE, "no intervention (harmful prompts)"),
+        Condition("baseline_harmless", HARMLESS, NO_CHANGE, "no intervention (harmless prompts)"),
+        Condition(
+            "ablation_all", HARMFUL, ABLATION_EVERYWHERE, "ablation, every layer", DIRECTION, "baseline_harmful",
+            ("random_ablation_all", "control_ablation_all"), records_kl=True,
+        ),
+        Condition(
+            "ablation_layer", HARMFUL, ABLATION_AT_LAYER, "ablation, this layer only", DIRECTION, "baseline_harmful"
+        ),
+        Condition(
+            "random_ablation_all", HARMFUL, ABLATION_EVERYWHERE, "random direction ablation", RANDOM,
+            "baseline_harmful", records_kl=True,
+        ),
+        Condition(
+            "control_ablation_all", HARMFUL, ABLATION_EVERYWHERE, "control direction ablation", CONTROL,
+            "baseline_harmful", records_kl=True,
+        ),
+        Condition(
+            "addition", HARMLESS, ADDITION_AT_LAYER, "activation addition", DIRECTION, "baseline_harmless",
+            ("random_addition", "control_addition"), records_kl=True,
+        ),
+        Condition(
+            "random_addition", HARMLESS, ADDITION_AT_LAYER, "random vector addition", RANDOM, "baseline_harmless",
+            records_kl=True,
+        ),
+        Condition(
+            "control_addition", HARMLESS, ADDITION_AT_LAYER, "control vector addition", CONTROL, "baseline_harmless",
+            records_kl=True,
+        ),
+    )
+}  # fmt: skip
+
+BASELINES = tuple(name for name, condition in CONDITIONS.items() if not condition.intervenes)
+# The interventions whose effect is the question (each compared with its controls on the same prompts).
+INTERVENTIONS = tuple(name for name, condition in CONDITIONS.items() if condition.controls)
+# Each job's conditions, in the order they run (the baselines first: every KL is measured against them).
+SWEEP = tuple(CONDITIONS)
+EVALUATION = tuple(name for name in CONDITIONS if name != "ablation_layer")
+BYPASS, INDUCE = "ablation_all", "addition"
+
+
+def baseline_of(prompt_set: str) -> str:
+    """The condition without intervention on ``prompt_set``."""
+    return next(name for name in BASELINES if CONDITIONS[name].prompt_set == prompt_set)
+
+
+def control_kind(name: str) -> str:
+    """What a control condition controls with (``random`` or ``control``): the word in the summary's column
+    names ``vs_<kind>_rate``."""
+    return CONDITIONS[name].vector
+
+
+def label(name: str) -> str:
+    return CONDITIONS[name].label
