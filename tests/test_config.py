@@ -77,3 +77,9 @@ def test_duplicate_slugs_are_rejected():
 def test_reserved_slug_is_rejected():
     message = error_for(lambda c: c["models"][0].update(slug="comparison"))
     assert "slug 'comparison' is reserved for results/comparison/" in message
+
+
+def test_a_value_that_is_not_a_mapping_where_a_oneof_branch_has_defaults():
+    """snakemake's validate fills defaults before it checks the type: the value still gets its one-line error."""
+    message = error_for(lambda c: c.setdefault("refusal", {}).update(judge=5))
+    assert message == "config key 'refusal.judge': 5 is not valid under any of the given schemas"

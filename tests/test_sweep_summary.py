@@ -1,18 +1,30 @@
 """The intervention sweep table and the interval helpers: rates with Wilson intervals, paired changes."""
 
+import math
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as scipy_stats
 
+from refusal_directions.conditions import CONDITIONS, SWEEP
 from refusal_directions.intervals import mean_interval, paired_difference, wilson_interval
-from refusal_directions.sweep_summary import ABLATIONS, ADDITIONS, sweep_table
+from refusal_directions.sweep_summary import sweep_table
 
 
-@pytest.mark.parametrize("successes, n", [(0, 12), (3, 12), (12, 12), (37, 100)])
-def test_wilson_interval_against_scipy(successes, n):
-    reference = scipy_stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
-    assert wilson_interval(successes, n, 0.95) == pytest.approx((reference.low, reference.high), abs=1e-12)
+@pytest.mark.parametrize(
+    "successes, n, level", [(0, 12, 0.95), (3, 12, 0.95), (12, 12, 0.95), (37, 100, 0.9), (0, 1, 0.5), (1, 1, 0.99)]
+)
+def test_wilson_interval_solves_the_score_equation(successes, n, level):
+    """Wilson's ends are the p where the score test is just significant: n (k/n - p)^2 = z^2 p (1 - p), i.e.
+    (n + z^2) p^2 - (2k + z^2) p + k^2/n = 0, solved here numerically."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    roots = sorted(np.roots([n + z * z, -(2 * successes + z * z), successes * successes / n]).real)
+    assert wilson_interval(successes, n, level) == pytest.approx((roots[0], roots[-1]), abs=1e-12)
+
+
+def test_wilson_interval_of_no_prompts():
+    assert all(math.isnan(end) for end in wilson_interval(0, 0, 0.95))
 
 
 def test_paired_difference_keeps_pairs_together():
@@ -25,39 +37,41 @@ def test_paired_difference_keeps_pairs_together():
     assert mean == pytest.approx(before.mean()) and low < mean < high
 
 
-def labelled(layer, condition, prompt_set, refused):
+def labelled(layer, condition, refused):
     return [
-        {"layer": layer, "condition": condition, "set": prompt_set, "row": row, "refused": value,
-         "refusal_score": 1.0 if value else -1.0}
+        {"layer": layer, "condition": condition, "set": CONDITIONS[condition].prompt_set, "row": row,
+         "refused": value, "refused_text": value, "refused_score": value, "refusal_score": 1.0 if value else -1.0}
         for row, value in enumerate(refused)
     ]  # fmt: skip
 
 
 def test_sweep_table_rates_changes_and_kl():
-    rows = labelled(None, "baseline", "harmful", [True, True, False, True]) + labelled(
-        None, "baseline", "harmless", [False, False, False, True]
+    rows = labelled(None, "baseline_harmful", [True, True, False, True]) + labelled(
+        None, "baseline_harmless", [False, False, False, True]
     )
     rates = {"ablation_all": 0.25, "ablation_layer": 0.5, "random_ablation_all": 0.75, "control_ablation_all": 0.5,
              "addition": 1.0, "random_addition": 0.0, "control_addition": 0.25}  # fmt: skip
+    assert set(rates) == set(SWEEP[2:])
     for layer in (2, 5):
         for condition, rate in rates.items():
-            prompt_set = "harmless" if condition in ADDITIONS else "harmful"
-            rows += labelled(layer, condition, prompt_set, [index < rate * 4 for index in range(4)])
+            rows += labelled(layer, condition, [index < rate * 4 for index in range(4)])
     divergences = pd.DataFrame(
-        [{"layer": layer, "condition": c, "mean_kl": layer / 10 + i} for layer in (2, 5) for i, c in enumerate("ab")]
-    )
+        [{"layer": layer, "condition": c, "mean_kl": layer / 10 + i}
+         for layer in (2, 5) for i, c in enumerate(("ablation_all", "addition"))]
+    )  # fmt: skip
     table = sweep_table(pd.DataFrame(rows), divergences, level=0.95, n_bootstrap=200, seed=0)
     assert table["layer"].tolist() == [2, 5]
     assert (table["n_harmful"] == 4).all() and (table["n_harmless"] == 4).all()
     assert table["refusal_baseline_harmful"].tolist() == [0.75, 0.75]
     assert table["refusal_baseline_harmless"].tolist() == [0.25, 0.25]
-    for condition in ABLATIONS + ADDITIONS:
+    for condition in rates:
         assert table[f"refusal_{condition}"].tolist() == [rates[condition]] * 2
         low, high = wilson_interval(round(rates[condition] * 4), 4, 0.95)
         assert table[f"refusal_{condition}_ci_low"].tolist() == pytest.approx([low] * 2)
         assert table[f"refusal_{condition}_ci_high"].tolist() == pytest.approx([high] * 2)
-        baseline = 0.25 if condition in ADDITIONS else 0.75
+        baseline = 0.25 if CONDITIONS[condition].prompt_set == "harmless" else 0.75
         assert table[f"change_{condition}"].tolist() == pytest.approx([rates[condition] - baseline] * 2)
     assert table["ablation_all_vs_random_ablation_all"].tolist() == pytest.approx([-0.5] * 2)
     assert table["addition_vs_control_addition"].tolist() == pytest.approx([0.75] * 2)
-    assert table["kl_a"].tolist() == pytest.approx([0.2, 0.5]) and table["kl_b"].tolist() == pytest.approx([1.2, 1.5])
+    assert table["kl_ablation_all"].tolist() == pytest.approx([0.2, 0.5])
+    assert table["kl_addition"].tolist() == pytest.approx([1.2, 1.5])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import codecs
-import copy
 import difflib
 from pathlib import Path
 
 import jsonschema
-import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from .errors import UserError
 from .hub import HUB_SCHEME
@@ -25,20 +25,6 @@ def _key_path(parts) -> str:
     for part in parts:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "<top level>"
-
-
-def _fill_defaults(validator_class):
-    """A validator that writes each property's schema default into the instance before checking it."""
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, subschema in properties.items():
-                if "default" in subschema and name not in instance:
-                    instance[name] = copy.deepcopy(subschema["default"])
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
 def _whole_numbers_as_int(value):
@@ -158,13 +144,27 @@ def looks_like_a_path(model_id: str) -> bool:
     return model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1 or Path(model_id).exists()
 
 
+def _fill_and_validate(config: dict, schema_path: str | Path) -> None:
+    """snakemake's validate: fills the schema's defaults into ``config`` and raises a WorkflowError on the
+    first error it meets."""
+    try:
+        validate(config, str(schema_path), set_default=True)
+    except AttributeError:
+        # snakemake fills defaults before it checks the type, and fails on a value that is not a mapping
+        # tried against a oneOf branch with defaults: checked without defaults, that value gets its error
+        validate(config, str(schema_path), set_default=False)
+        raise  # valid, yet its defaults could not be filled in
+
+
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Fill defaults into ``config`` in place and raise ConfigError naming the first bad key."""
     config.update(_whole_numbers_as_int(config))
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
-    if errors:
-        raise ConfigError(_describe(errors[0]))
+    try:
+        _fill_and_validate(config, schema_path)
+    except WorkflowError as error:
+        invalid = error.__context__  # snakemake wraps jsonschema's error
+        if not isinstance(invalid, jsonschema.ValidationError):
+            raise
+        raise ConfigError(_describe(invalid)) from None
     _check_cross_references(config)
     return config

@@ -4,10 +4,10 @@ bootstrap over prompts for the difference between two conditions on the same pro
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.stats import binomtest
 
 from .resampling import percentile_interval
 
@@ -18,14 +18,12 @@ BOOTSTRAP_STREAM = 5
 
 
 def wilson_interval(successes: int, n: int, level: float) -> tuple[float, float]:
-    """Wilson's score interval of a proportion (sound at 0 and n, unlike the normal approximation)."""
-    if n == 0:
+    """Wilson's score interval of a proportion (sound at 0 and n, unlike the normal approximation); scipy
+    puts its ends at exactly 0 and 1 when no or every prompt succeeds."""
+    if n == 0:  # binomtest refuses n = 0: no prompts, no interval
         return math.nan, math.nan
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    interval = binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def paired_difference(after: np.ndarray, before: np.ndarray, n_bootstrap: int, level: float,

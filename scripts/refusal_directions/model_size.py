@@ -1,7 +1,8 @@
 """A model's size (parameter count and decoder blocks) read WITHOUT loading its weights.
 
 Used at Snakemake DAG-build time to size GPU/memory requests, so only the standard library is imported at
-module level; ``huggingface_hub`` is imported lazily, and only for Hub ids.
+module level; ``gguf`` and ``safetensors`` (whose readers map a file and read its header only) are imported
+lazily, when a model has such files, and ``huggingface_hub`` only for Hub ids.
 
 :func:`read_model_size` takes the first of these that can be read (exact beats estimated):
 
@@ -27,10 +28,8 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,26 +156,15 @@ def _size_from_safetensors(folder: Path) -> ModelSize | None:
 
 
 def read_safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Every tensor's shape from a safetensors file's header (8-byte little-endian length, then JSON)."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) != 8:
-            raise ValueError(f"{path}: too small for a safetensors file")
-        (length,) = struct.unpack("<Q", head)
-        if length > min(100_000_000, os.fstat(handle.fileno()).st_size - 8):
-            raise ValueError(f"{path}: not a safetensors file (header length {length})")
-        header = json.loads(handle.read(length))
-    if not isinstance(header, dict):
-        raise ValueError(f"{path}: safetensors header is not a JSON object")
-    shapes = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        shape = info.get("shape") if isinstance(info, dict) else None
-        if not isinstance(shape, list) or not all(isinstance(dim, int) and dim >= 0 for dim in shape):
-            raise ValueError(f"{path}: tensor {name!r} has no valid shape")
-        shapes[name] = shape
-    return shapes
+    """Every tensor's shape from a safetensors file's header; ValueError when the file is not one (a Git LFS
+    pointer, a truncated download)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, "np") as weights:
+            return {name: weights.get_slice(name).get_shape() for name in weights.keys()}
+    except SafetensorError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _size_from_config(folder: Path) -> ModelSize | None:
@@ -360,11 +348,7 @@ def _layers_from_names(names) -> int | None:
 
 # --------------------------------------------------------------------------------------------------------- GGUF
 
-GGUF_MAGIC = b"GGUF"
-# value type -> struct format of a scalar; 8 = string, 9 = array
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-_ARRAY_KEEP = 64  # arrays longer than this (token lists, merges) are skipped; their length is kept
+_ARRAY_KEEP = 64  # arrays longer than this (token lists, merges) are kept as their length only
 
 
 @dataclass(frozen=True)
@@ -379,87 +363,28 @@ class GGUFHeader:
         return self.metadata.get(f"{arch}.{key}") if isinstance(arch, str) else None
 
 
-class _Cursor:
-    def __init__(self, buffer, size: int) -> None:
-        self.buffer, self.size, self.pos = buffer, size, 0
-
-    def take(self, fmt: str):
-        width = struct.calcsize(fmt)
-        if self.pos + width > self.size:
-            raise ValueError("GGUF header ends early")
-        values = struct.unpack_from(fmt, self.buffer, self.pos)
-        self.pos += width
-        return values[0] if len(values) == 1 else values
-
-    def skip(self, width: int) -> None:
-        if width < 0 or self.pos + width > self.size:
-            raise ValueError("GGUF header ends early")
-        self.pos += width
-
-    def string(self) -> str:
-        length = self.take("<Q")
-        start = self.pos
-        self.skip(length)
-        return bytes(self.buffer[start : self.pos]).decode("utf-8", errors="replace")
-
-    def skip_strings(self, count: int) -> None:
-        buffer, size, pos, unpack = self.buffer, self.size, self.pos, struct.unpack_from
-        for _ in range(count):
-            if pos + 8 > size:
-                raise ValueError("GGUF header ends early")
-            pos += 8 + unpack("<Q", buffer, pos)[0]
-        if pos > size:
-            raise ValueError("GGUF header ends early")
-        self.pos = pos
-
-    def value(self, kind: int):
-        if kind in _GGUF_SCALARS:
-            return self.take("<" + _GGUF_SCALARS[kind])
-        if kind == _GGUF_STRING:
-            return self.string()
-        if kind == _GGUF_ARRAY:
-            item_kind, count = self.take("<IQ")
-            if count <= _ARRAY_KEEP:
-                return [self.value(item_kind) for _ in range(count)]
-            if item_kind in _GGUF_SCALARS:
-                self.skip(count * struct.calcsize(_GGUF_SCALARS[item_kind]))
-            elif item_kind == _GGUF_STRING:
-                self.skip_strings(count)
-            else:
-                for _ in range(count):
-                    self.value(item_kind)
-            return ("array", count)
-        raise ValueError(f"unknown GGUF value type {kind}")
-
-
 def read_gguf_header(path: str | os.PathLike) -> GGUFHeader:
-    """The metadata and tensor infos of a GGUF file (version 2 or 3, little-endian); tensor data is never read."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size < 24:
-            raise ValueError(f"{path}: too small for a GGUF file")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
-            cursor = _Cursor(buffer, size)
-            if cursor.take("4s") != GGUF_MAGIC:
-                raise ValueError(f"{path}: not a GGUF file")
-            version = cursor.take("<I")
-            if version not in (2, 3):
-                raise ValueError(f"{path}: GGUF version {version} is not supported (2 or 3)")
-            tensor_count, kv_count = cursor.take("<QQ")
-            if tensor_count > size // 24 or kv_count > size // 12:
-                raise ValueError(f"{path}: implausible GGUF counts")
-            metadata: dict[str, Any] = {}
-            for _ in range(kv_count):
-                key = cursor.string()
-                metadata[key] = cursor.value(cursor.take("<I"))
-            tensors = []
-            for _ in range(tensor_count):
-                name = cursor.string()
-                n_dims = cursor.take("<I")
-                if n_dims > 8:
-                    raise ValueError(f"{path}: tensor {name!r} has {n_dims} dimensions")
-                dims = cursor.take(f"<{n_dims}Q") if n_dims else ()
-                dims = dims if isinstance(dims, tuple) else (dims,)
-                ggml_type, _offset = cursor.take("<IQ")
-                tensors.append((name, dims, ggml_type))
-    return GGUFHeader(version, metadata, tensors)
+    """The metadata and tensor infos of a GGUF file (version 2 or 3), read by gguf's GGUFReader, which maps
+    the file and reads no tensor data; ValueError when the file is not one gguf can read."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(path)
+    except OSError:
+        raise  # a file that cannot be opened stays an OSError
+    except Exception as error:  # a damaged file meets gguf's parser as ValueError, IndexError, KeyError, ...
+        raise ValueError(f"{path}: not a readable GGUF file ({type(error).__name__}: {error})") from None
+    metadata = {name: _gguf_value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    tensors = [
+        (tensor.name, tuple(int(dim) for dim in tensor.shape), int(tensor.tensor_type)) for tensor in reader.tensors
+    ]
+    return GGUFHeader(reader.fields["GGUF.version"].contents(), metadata, tensors)
+
+
+def _gguf_value(field) -> Any:
+    """A metadata field's value (gguf reads nested arrays flattened); a long array as ("array", length)."""
+    from gguf import GGUFValueType
+
+    if field.types[0] == GGUFValueType.ARRAY and len(field.data) > _ARRAY_KEEP:
+        return ("array", len(field.data))
+    return field.contents()

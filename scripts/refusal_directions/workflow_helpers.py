@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib.util
 import json
-import re
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -24,40 +25,113 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _imported_modules(source: str, package: str) -> list[str]:
-    """Package modules named by the import lines of ``source``: absolute (``from refusal_directions.x``)
-    in entry scripts, relative (``from .x``) inside the package, where ``package`` is the importer's own."""
-    found = re.findall(rf"^\s*from {PACKAGE}\.([\w.]+) import", source, flags=re.MULTILINE)
-    for dots, target in re.findall(r"^\s*from (\.+)([\w.]*) import", source, flags=re.MULTILINE):
-        base = package.split(".") if package else []
-        base = base[: len(base) - (len(dots) - 1)] if len(dots) > 1 else base
-        found.append(".".join([*base, target] if target else base))
+def _module_file(name: str) -> Path:
+    return PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py")
+
+
+def _import_base(node: ast.ImportFrom, package: str) -> str | None:
+    """The package module (dotted, "" for the package itself) that ``from <base> import ...`` reads from, or
+    None when it is outside the package; ``package`` is the importer's own package ("" at the top)."""
+    if node.level == 0:
+        if node.module == PACKAGE:
+            return ""
+        return node.module.removeprefix(f"{PACKAGE}.") if node.module.startswith(f"{PACKAGE}.") else None
+    parts = package.split(".") if package else []
+    if node.level - 1 > len(parts):
+        return None
+    parts = parts[: len(parts) - (node.level - 1)] + ([node.module] if node.module else [])
+    return ".".join(parts)
+
+
+def _import_candidates(tree: ast.Module, package: str) -> set[str]:
+    """Names of package modules that a parsed module may import anywhere (inside functions too): absolute
+    imports of the package in entry scripts, relative ones inside it. ``from .x import y`` names x, and y in
+    case it is a module of package x; the caller keeps the names that are modules."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {
+                alias.name.removeprefix(f"{PACKAGE}.") for alias in node.names if alias.name.startswith(f"{PACKAGE}.")
+            }
+        elif isinstance(node, ast.ImportFrom) and (base := _import_base(node, package)) is not None:
+            found |= {base} | {f"{base}.{alias.name}" if base else alias.name for alias in node.names}
     return found
+
+
+def _declared_patterns(tree: ast.Module, filename: str) -> tuple[str, ...]:
+    """The glob patterns of a module's top-level ``CODE_FILES = ("templates/*.md.j2", ...)``; none when it
+    declares no CODE_FILES."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "CODE_FILES" for target in node.targets):
+            try:
+                patterns = ast.literal_eval(node.value)
+            except ValueError:
+                patterns = None
+            if not isinstance(patterns, tuple | list) or not all(isinstance(item, str) for item in patterns):
+                raise ValueError(f"{filename}: CODE_FILES must be a tuple or list of string literals")
+            return tuple(patterns)
+    return ()
+
+
+@functools.cache
+def _read_source(source: str, filename: str, package: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """A module's import candidates and CODE_FILES patterns, read without importing it. Parsed once per
+    process and text: the code versions of all rules walk mostly the same modules."""
+    tree = ast.parse(source, filename=filename)
+    return frozenset(_import_candidates(tree, package)), _declared_patterns(tree, filename)
+
+
+def _read_module(path: Path, package: str) -> tuple[set[str], tuple[str, ...]]:
+    """The package modules that the module at ``path`` imports and the CODE_FILES patterns it declares;
+    ``package`` is its own package ("" at the top)."""
+    candidates, patterns = _read_source(path.read_text(), str(path), package)
+    return {name for name in candidates if name and _module_file(name).is_file()}, patterns
+
+
+def _imported_modules(entry_script: str) -> dict[str, tuple[str, ...]]:
+    """Every package module that the entry script ``scripts/<entry_script>.py`` imports, transitively, with
+    the CODE_FILES patterns it declares."""
+    found: dict[str, tuple[str, ...]] = {}
+    pending = list(_read_module(ENTRY_SCRIPTS / f"{entry_script}.py", "")[0])
+    while pending:
+        name = pending.pop()
+        if name not in found:
+            imported, found[name] = _read_module(_module_file(name), name.rpartition(".")[0])
+            pending += imported
+    return found
+
+
+def _code_files(patterns: dict[str, tuple[str, ...]]) -> list[Path]:
+    """The files that the modules' CODE_FILES patterns (relative to the package folder) name, sorted; a
+    pattern that matches no file is an error, not a file left out of the code version."""
+    files = set()
+    for module, declared in patterns.items():
+        for pattern in declared:
+            matched = {path for path in PACKAGE_ROOT.glob(pattern) if path.is_file()}
+            if not matched:
+                raise ValueError(f"{module}: CODE_FILES pattern {pattern!r} matches no file in {PACKAGE_ROOT}")
+            files |= matched
+    return sorted(files)
 
 
 def local_modules(entry_script: str) -> set[str]:
     """Every package module that the entry script ``scripts/<entry_script>.py`` imports, transitively."""
-    seen: set[str] = set()
-    pending = _imported_modules(ENTRY_SCRIPTS.joinpath(f"{entry_script}.py").read_text(), "")
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py")
-        package = name.rsplit(".", 1)[0] if "." in name else ""
-        pending += _imported_modules(path.read_text(), package)
-    return seen
+    return set(_imported_modules(entry_script))
 
 
 def code_version(entry_script: str) -> str:
-    """Hash of the package modules a rule's entry script imports and the package's __init__ (process-wide
-    numerics settings): a rerun trigger for library edits, which Snakemake's own code tracking (the entry
-    script only) would miss."""
+    """Hash of the package modules a rule's entry script imports, the package's __init__ (process-wide
+    numerics settings) and the data files those modules declare in CODE_FILES (templates): a rerun trigger
+    for library and template edits, which Snakemake's own code tracking (the entry script only) would miss."""
+    modules = {"__init__": _read_module(_module_file("__init__"), "")[1], **_imported_modules(entry_script)}
     digest = hashlib.sha256()
-    for name in sorted(local_modules(entry_script) | {"__init__"}):
+    for name in sorted(modules):
         digest.update(name.encode())
-        digest.update(PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py").read_bytes())
+        digest.update(_module_file(name).read_bytes())
+    # after the modules, so a rule without data files keeps the code version it had before CODE_FILES existed
+    for path in _code_files(modules):
+        digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
