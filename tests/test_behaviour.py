@@ -18,7 +18,9 @@ from refusal_directions.behaviour import (
     level_table,
     prediction_row,
     prediction_table,
+    refusal_rates,
 )
+from refusal_directions.intervals import wilson_interval
 from refusal_directions.jsonio import write_jsonl
 from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses, make_judge
 
@@ -181,41 +183,24 @@ def test_level_table_averages_the_test_prompts_of_each_level(tmp_path):
             assert row["n"] == len(rows) and row["mean_projection"] == pytest.approx(np.mean(expected))
 
 
-def test_the_report_states_no_interval_for_a_scope_with_too_few_refusals():
-    """A flagged scope gets no AUROC or interval statement; an unflagged one counts the layers whose interval
-    lies above chance and those below it."""
-    from refusal_directions.report_experiments import behaviour_section
-
-    refusals = pd.DataFrame(
+def test_refusal_rates_count_each_set_with_its_wilson_interval():
+    """The behaviour section's rates: per prompt set in the order of the responses, refused by either judge
+    with Wilson's interval, and the counts by the text and by the score."""
+    labels = pd.DataFrame(
         {
-            "set": ["harmful"] * 6 + ["harmless"] * 6,
-            "refused": [True] * 5 + [False] * 7,
-            "refused_text": [True] * 5 + [False] * 7,
-            "refused_score": [True] * 4 + [False] * 8,
-            "judge": "substring",
-            "id": [f"p{i}" for i in range(12)],
-            "refusal_score": [1.0] * 4 + [-1.0] * 8,
-            "agreement": ["both"] * 4 + ["text only"] + ["neither"] * 7,
-            "evidence": ["I cannot"] * 5 + [""] * 7,
+            "set": ["harmless"] * 4 + ["harmful"] * 6,
+            "refused": [False] * 4 + [True] * 5 + [False],
+            "refused_text": [False] * 4 + [True] * 3 + [False] * 3,
+            "refused_score": [False] * 4 + [True] * 4 + [False] * 2,
         }
     )
-    common = {"target": RESPONSES, "r": 0.5, "r_ci_low": 0.1, "r_ci_high": 0.8, "n": 12, "n_refused": 5}
-    auroc_table = pd.DataFrame(
-        [
-            {**common, "scope": "all prompts", "layer": 0, "auroc": 0.9, "auroc_ci_low": 0.7, "auroc_ci_high": 0.99,
-             "reason": None},
-            {**common, "scope": "all prompts", "layer": 1, "auroc": 0.2, "auroc_ci_low": 0.05, "auroc_ci_high": 0.4,
-             "reason": None},
-            {**common, "scope": "harmful prompts", "layer": 0, "auroc": 0.8, "auroc_ci_low": 0.6, "auroc_ci_high": 0.9,
-             "reason": "only 1 compliance: too few", "n_refused": 5, "n": 6},
-            {**common, "scope": "harmful prompts", "layer": 1, "auroc": 0.7, "auroc_ci_low": 0.4, "auroc_ci_high": 0.9,
-             "reason": "only 1 compliance: too few", "n_refused": 5, "n": 6},
-        ]
-    )  # fmt: skip
-    lines = behaviour_section(refusals, auroc_table, pd.DataFrame(), 0.95)
-    flagged = next(line for line in lines if line.startswith("- **harmful prompts"))
-    assert "too few" in flagged and "no statement" in flagged
-    assert "CI" not in flagged and "chance" not in flagged and "0.8" not in flagged
-    unflagged = next(line for line in lines if line.startswith("- **all prompts"))
-    assert "above chance in 1/2 layers and below it in 1/2" in unflagged
-    assert "fitted for (on the train split)" in unflagged
+    table = refusal_rates(labels, 0.9).set_index("set")
+    assert list(table.index) == ["harmless", "harmful"]
+    harmful = table.loc["harmful"]
+    assert (harmful["n"], harmful["refused"], harmful["refused_text"], harmful["refused_score"]) == (6, 5, 3, 4)
+    assert harmful["refusal_rate"] == pytest.approx(5 / 6)
+    low, high = wilson_interval(5, 6, 0.9)
+    assert harmful["refusal_rate_ci_low"] == pytest.approx(low) and harmful["refusal_rate_ci_high"] == pytest.approx(
+        high
+    )
+    assert table.loc["harmless", "refused"] == 0 and table.loc["harmless", "refusal_rate_ci_low"] == 0

@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 from scipy.stats import rankdata
 
 from .activations import layer_files, read_layer, read_refusal_scores
+from .intervals import rate_columns
 from .jsonio import read_jsonl
 from .plotting import auroc_figure
 from .resampling import percentile_interval
@@ -142,12 +143,29 @@ def level_table(prompt_files: dict[str, str], test_rows: dict[str, np.ndarray],
     return pd.DataFrame(rows, columns=["layer", "set", "level", "n", "mean_projection", "sd_projection"])
 
 
+def refusal_rates(labels: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Per prompt set: the responses, how many were refused (by either judge) with the rate and its Wilson
+    interval, and how many by the response text and by the refusal score."""
+    rows = [
+        {
+            "set": name,
+            "n": len(part),
+            "refused": int(part["refused"].sum()),
+            **rate_columns("refusal_rate", part["refused"], level),
+            "refused_text": int(part["refused_text"].sum()),
+            "refused_score": int(part["refused_score"].sum()),
+        }
+        for name, part in labels.groupby("set", sort=False)
+    ]
+    return pd.DataFrame(rows)
+
+
 def write_behaviour_analysis(inputs: dict, outputs: dict, statistics: dict, title: str, dpi: int) -> None:
     """Experiment 1, on test-split prompts only (outside the directions' training split): per layer, how
     well the projection on the direction predicts refusal, judged from the responses and by the refusal
     score (auroc_by_layer.csv and .png); Experiment 1a: mean projection by harm level
-    (projection_by_level.csv). ``inputs``: the rule's named inputs (refusals, directions, manifest, splits
-    and the harmful and harmless prompts)."""
+    (projection_by_level.csv); the refusal rates of the responses (refusal_rates.csv). ``inputs``: the rule's
+    named inputs (refusals, directions, manifest, splits and the harmful and harmless prompts)."""
     labels = pd.read_csv(inputs["refusals"])
     prompt_files = dict(zip(("harmful", "harmless"), inputs["prompts"], strict=True))
     test_rows = {name: read_split(inputs["splits"], name, "test") for name in prompt_files}
@@ -165,4 +183,5 @@ def write_behaviour_analysis(inputs: dict, outputs: dict, statistics: dict, titl
     table.to_csv(outputs["auroc"], index=False)
     auroc_figure(table, title, statistics["ci_level"]).savefig(outputs["figure"], dpi=dpi)
     level_table(prompt_files, test_rows, projections).to_csv(outputs["levels"], index=False)
+    refusal_rates(labels, level).to_csv(outputs["rates"], index=False)
     log.info("refusals: %d of %d responses", int(labels["refused"].sum()), len(labels))
