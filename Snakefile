@@ -11,15 +11,17 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
+# Each file takes paths from the outputs of the files included above it (rules.NAME.output).
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/extract.smk"
 include: "rules/stats.smk"
-include: "rules/report.smk"
-include: "rules/compare.smk"
 include: "rules/behaviour.smk"
 include: "rules/interventions.smk"
 include: "rules/selection.smk"
+include: "rules/report.smk"
+include: "rules/compare.smk"
+include: "rules/targets.smk"
 
 
 # Hub downloads need the network, which cluster compute nodes often lack: run them where snakemake runs.

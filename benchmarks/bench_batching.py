@@ -95,7 +95,7 @@ def main() -> None:
         return
 
     folder = tempfile.mkdtemp(prefix="bench-batching-")
-    convert_gguf_model(EMBEDDED, folder)
+    convert_gguf_model({}, {"converted": folder}, EMBEDDED)
     # A fixed mmap threshold makes glibc return freed large blocks, so RSS tracks live memory.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "HF_HUB_OFFLINE": "1"}
     results = {}

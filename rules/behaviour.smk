@@ -22,16 +22,16 @@ rule generate_responses:
 
 rule score_refusals:
     input:
-        responses="results/{model}/behaviour/responses.jsonl",
+        responses=rules.generate_responses.output.responses,
         manifest=activation_manifest,
     output:
-        "results/{model}/behaviour/refusals.csv",
+        refusals="results/{model}/behaviour/refusals.csv",
     log:
         "results/logs/score_refusals/{model}.log",
     conda:
         "../envs/torch.yaml"
     params:
-        refusal=canonical(config["refusal"]),
+        refusal=REFUSAL,
         code=code_version("score_refusals"),
     script:
         "../scripts/score_refusals.py"
@@ -39,11 +39,11 @@ rule score_refusals:
 
 rule behaviour_analysis:
     input:
-        refusals="results/{model}/behaviour/refusals.csv",
-        directions="results/{model}/directions.safetensors",
+        refusals=rules.score_refusals.output.refusals,
+        directions=rules.compute_directions.output.directions,
         manifest=activation_manifest,
         layers=activation_files,
-        splits="results/splits.json",
+        splits=rules.split_prompts.output.splits,
         prompts=formatted_prompts,
     output:
         auroc=report(
@@ -60,12 +60,13 @@ rule behaviour_analysis:
             labels={"model": "{model}", "figure": "AUROC by layer"},
         ),
         levels="results/{model}/behaviour/projection_by_level.csv",
+        rates="results/{model}/behaviour/refusal_rates.csv",
     log:
         "results/logs/behaviour_analysis/{model}.log",
     conda:
         "../envs/stats.yaml"
     params:
-        statistics=interval_config(),
+        statistics=INTERVALS,
         title=model_title,
         dpi=config["plot_dpi"],
         code=code_version("behaviour_analysis"),

@@ -1,8 +1,13 @@
 rule compare_models:
     input:
-        summaries=expand("results/{model}/summary.json", model=MODELS),
-        validations=expand("results/{model}/validation_results.csv", model=MODELS),
-        selected=selected_directions(),
+        summaries=expand(rules.aggregate_layers.output.summary, model=MODELS),
+        validations=expand(rules.aggregate_layers.output.validation, model=MODELS),
+        # Every model's selected direction, when the selection runs.
+        selected=(
+            expand(rules.select_direction.output.summary, model=MODELS)
+            if config["selection"]["enabled"]
+            else []
+        ),
     output:
         table=report(
             "results/comparison/models.csv",

@@ -1,14 +1,26 @@
+from refusal_directions.config_check import sampled_prompts
+from refusal_directions.hub import hub_id
+
+# Per dataset: the local file behind it (so editing it reruns; nothing for a Hub dataset) and the number of
+# prompts sampled from it.
+DATASET_FILES = {
+    name: [] if hub_id(spec["source"]) else [spec["source"]] for name, spec in DATASETS.items()
+}
+SAMPLE_SIZES = {name: sampled_prompts(config, name) for name in DATASETS}
+
+
 rule download_dataset:
     input:
-        dataset_source,
+        source=lookup(dpath="{dataset}", within=DATASET_FILES),
     output:
-        "results/datasets/{dataset}.jsonl",
+        dataset="results/datasets/{dataset}.jsonl",
     log:
         "results/logs/download_dataset/{dataset}.log",
     conda:
         "../envs/data.yaml"
     params:
-        spec=dataset_spec,
+        name="{dataset}",
+        spec=lookup(dpath="{dataset}", within=DATASETS),
         code=code_version("download_dataset"),
     script:
         "../scripts/download_dataset.py"
@@ -16,15 +28,16 @@ rule download_dataset:
 
 rule sample_prompts:
     input:
-        "results/datasets/{dataset}.jsonl",
+        dataset=rules.download_dataset.output.dataset,
     output:
-        "results/prompts/{dataset}.jsonl",
+        prompts="results/prompts/{dataset}.jsonl",
     log:
         "results/logs/sample_prompts/{dataset}.log",
     conda:
         "../envs/data.yaml"
     params:
-        n_samples=dataset_samples,
+        name="{dataset}",
+        n_samples=lookup(dpath="{dataset}", within=SAMPLE_SIZES),
         seed=config["seed"],
         code=code_version("sample_prompts"),
     script:
@@ -33,9 +46,9 @@ rule sample_prompts:
 
 rule split_prompts:
     input:
-        expand("results/prompts/{dataset}.jsonl", dataset=USED_DATASETS),
+        prompts=expand(rules.sample_prompts.output.prompts, dataset=USED_DATASETS),
     output:
-        "results/splits.json",
+        splits="results/splits.json",
     log:
         "results/logs/split_prompts.log",
     conda:

@@ -1,8 +1,30 @@
+from refusal_directions.resources import conversion_mem_mb
+
+# Per GGUF conversion: the GGUF file (inside the model's package folder or its local folder, both checked
+# with the config), what the conversion depends on (where the file comes from, not how the model is used),
+# and the memory of dequantising it.
+GGUF_FILES = {
+    key: str(
+        (package_dir(spec["package"]) if spec["package"] else Path(spec["id"])) / spec["gguf_file"]
+    )
+    for key, spec in CONVERSIONS.items()
+}
+CONVERSION_SPECS = {
+    key: {
+        name: spec[name] for name in ("gguf_file", "id", "package", "revision", "trust_remote_code")
+    }
+    for key, spec in CONVERSIONS.items()
+}
+CONVERSION_MEMORY = {
+    key: conversion_mem_mb(MODEL_SIZES[spec["slug"]].n_params) for key, spec in CONVERSIONS.items()
+}
+
+
 rule convert_model:
     input:
-        gguf_source,
+        gguf=lookup(dpath="{conversion}", within=GGUF_FILES),
     output:
-        directory("results/converted/{conversion}"),
+        converted=directory("results/converted/{conversion}"),
     log:
         "results/logs/convert_model/{conversion}.log",
     benchmark:
@@ -10,10 +32,10 @@ rule convert_model:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=conversion_memory,
+        mem_mb=lookup(dpath="{conversion}", within=CONVERSION_MEMORY),
         runtime=30,
     params:
-        model=conversion_spec,
+        model=lookup(dpath="{conversion}", within=CONVERSION_SPECS),
         code=code_version("convert_model"),
     script:
         "../scripts/convert_model.py"
@@ -21,9 +43,10 @@ rule convert_model:
 
 checkpoint extract_activations:
     input:
-        unpack(extraction_inputs),
+        unpack(converted_model),
+        prompts=expand(rules.sample_prompts.output.prompts, dataset=USED_DATASETS),
     output:
-        activations=directory("results/{model}/activations"),
+        activations=directory(ACTIVATIONS),
         prompts=expand("results/{{model}}/prompts/{dataset}.jsonl", dataset=USED_DATASETS),
     log:
         "results/logs/extract_activations/{model}.log",

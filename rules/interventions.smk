@@ -1,6 +1,8 @@
 rule run_interventions:
     input:
-        unpack(intervention_inputs),
+        unpack(generation_inputs),
+        directions=rules.compute_directions.output.directions,
+        manifest=activation_manifest,
     output:
         generations="results/{model}/interventions/generations.jsonl",
         kl="results/{model}/interventions/kl.csv",
@@ -23,8 +25,8 @@ rule run_interventions:
 
 rule summarize_interventions:
     input:
-        generations="results/{model}/interventions/generations.jsonl",
-        kl="results/{model}/interventions/kl.csv",
+        generations=rules.run_interventions.output.generations,
+        kl=rules.run_interventions.output.kl,
     output:
         labels="results/{model}/interventions/labels.csv",
         sweep=report(
@@ -45,8 +47,8 @@ rule summarize_interventions:
     conda:
         "../envs/torch.yaml"
     params:
-        refusal=canonical(config["refusal"]),
-        intervals=interval_config(),
+        refusal=REFUSAL,
+        intervals=INTERVALS,
         title=model_title,
         dpi=config["plot_dpi"],
         code=code_version("summarize_interventions"),

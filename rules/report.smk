@@ -1,8 +1,32 @@
+# The tables and figures of each optional branch that the report reads, when that branch runs.
+BRANCH_REPORT_INPUTS = {
+    "behaviour": {
+        "auroc": rules.behaviour_analysis.output.auroc,
+        "refusal_rates": rules.behaviour_analysis.output.rates,
+        "refusals": rules.score_refusals.output.refusals,
+        "levels": rules.behaviour_analysis.output.levels,
+    },
+    "interventions": {"sweep": rules.summarize_interventions.output.sweep},
+    "selection": {
+        "selected": rules.select_direction.output.summary,
+        "selection_figure": rules.plot_selection.output.figure,
+        "evaluation": rules.summarize_evaluation.output.table,
+        "evaluation_labels": rules.summarize_evaluation.output.labels,
+    },
+}
+REPORT_BRANCH_INPUTS = {
+    key: path
+    for branch, paths in BRANCH_REPORT_INPUTS.items()
+    if config[branch]["enabled"]
+    for key, path in paths.items()
+}
+
+
 rule plot_directions:
     input:
-        "results/{model}/validation_results.csv",
+        validation=rules.aggregate_layers.output.validation,
     output:
-        report(
+        figure=report(
             "results/{model}/direction_analysis.png",
             caption="../report/direction_analysis.rst",
             category="{model}",
@@ -25,9 +49,13 @@ rule plot_directions:
 
 rule write_report:
     input:
-        unpack(report_inputs),
+        **REPORT_BRANCH_INPUTS,
+        summary=rules.aggregate_layers.output.summary,
+        validation=rules.aggregate_layers.output.validation,
+        top10=rules.aggregate_layers.output.top10,
+        figure=rules.plot_directions.output.figure,
     output:
-        report(
+        report=report(
             "results/{model}/report.md",
             category="{model}",
             subcategory="Report",

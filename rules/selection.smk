@@ -1,10 +1,14 @@
+# Each step's params hold only the selection settings it depends on.
+SELECTION = canonical(config["selection"])
+
+
 rule compute_candidates:
     input:
         manifest=activation_manifest,
         layers=activation_files,
-        splits="results/splits.json",
+        splits=rules.split_prompts.output.splits,
     output:
-        "results/{model}/selection/candidates.safetensors",
+        candidates="results/{model}/selection/candidates.safetensors",
     log:
         "results/logs/compute_candidates/{model}.log",
     conda:
@@ -18,8 +22,9 @@ rule compute_candidates:
 
 rule score_candidates:
     input:
-        unpack(selection_inputs),
-        candidates="results/{model}/selection/candidates.safetensors",
+        unpack(generation_inputs),
+        manifest=activation_manifest,
+        candidates=rules.compute_candidates.output.candidates,
     output:
         scores="results/{model}/selection/candidate_scores.csv",
     log:
@@ -33,7 +38,7 @@ rule score_candidates:
         **model_job_resources("score_candidates"),
     params:
         model=model_spec,
-        scoring=selection_config("layer_stride", "max_candidates"),
+        scoring={key: SELECTION[key] for key in ("layer_stride", "max_candidates")},
         code=code_version("score_candidates"),
     script:
         "../scripts/score_candidates.py"
@@ -41,8 +46,8 @@ rule score_candidates:
 
 checkpoint select_direction:
     input:
-        scores="results/{model}/selection/candidate_scores.csv",
-        candidates="results/{model}/selection/candidates.safetensors",
+        scores=rules.score_candidates.output.scores,
+        candidates=rules.compute_candidates.output.candidates,
     output:
         scores=report(
             "results/{model}/selection/scores.csv",
@@ -57,7 +62,9 @@ checkpoint select_direction:
     conda:
         "../envs/stats.yaml"
     params:
-        selection=selection_config("method", "kl_max", "induce_min", "max_layer_fraction"),
+        selection={
+            key: SELECTION[key] for key in ("method", "kl_max", "induce_min", "max_layer_fraction")
+        },
         code=code_version("select_direction"),
     script:
         "../scripts/select_direction.py"
@@ -65,10 +72,10 @@ checkpoint select_direction:
 
 rule plot_selection:
     input:
-        scores="results/{model}/selection/scores.csv",
-        summary="results/{model}/selection/selected_direction.json",
+        scores=rules.select_direction.output.scores,
+        summary=rules.select_direction.output.summary,
     output:
-        report(
+        figure=report(
             "results/{model}/selection/selection.png",
             caption="../report/selection.rst",
             category="{model}",
@@ -89,9 +96,12 @@ rule plot_selection:
 
 rule evaluate_direction:
     input:
-        unpack(selection_inputs),
-        selected=chosen_direction,
-        directions="results/{model}/directions.safetensors",
+        unpack(generation_inputs),
+        manifest=activation_manifest,
+        # Through the checkpoint: a selection that writes the same direction again (Snakemake compares
+        # its checksum) skips the evaluation, a model job.
+        selected=checkpoint_output("select_direction", "direction"),
+        directions=rules.compute_directions.output.directions,
     output:
         generations="results/{model}/selection/evaluation_generations.jsonl",
         kl="results/{model}/selection/evaluation_kl.csv",
@@ -106,7 +116,7 @@ rule evaluate_direction:
         **model_job_resources("evaluate_direction"),
     params:
         model=model_spec,
-        evaluation=selection_config("evaluation")["evaluation"],
+        evaluation=SELECTION["evaluation"],
         code=code_version("evaluate_direction"),
     script:
         "../scripts/evaluate_direction.py"
@@ -114,8 +124,8 @@ rule evaluate_direction:
 
 rule summarize_evaluation:
     input:
-        generations="results/{model}/selection/evaluation_generations.jsonl",
-        kl="results/{model}/selection/evaluation_kl.csv",
+        generations=rules.evaluate_direction.output.generations,
+        kl=rules.evaluate_direction.output.kl,
     output:
         labels="results/{model}/selection/evaluation_labels.csv",
         table=report(
@@ -129,8 +139,8 @@ rule summarize_evaluation:
     conda:
         "../envs/torch.yaml"
     params:
-        refusal=canonical(config["refusal"]),
-        intervals=interval_config(),
+        refusal=REFUSAL,
+        intervals=INTERVALS,
         code=code_version("summarize_evaluation"),
     script:
         "../scripts/summarize_evaluation.py"

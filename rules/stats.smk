@@ -1,7 +1,30 @@
+from refusal_directions.workflow_helpers import stable_hash
+
+# The thresholds that turn per-layer numbers into verdicts: used by the table-level step only.
+THRESHOLDS = {"alpha": config["alpha"], "d_min": config["d_min"]}
+# Per model: a hash of every config value that shapes its result tables (not plotting, not execution).
+RESULTS_CONFIG_HASHES = {
+    slug: stable_hash(
+        {
+            "model": MODEL_SPECS[slug],
+            "datasets": {name: DATASETS[name] for name in USED_DATASETS},
+            "n_samples": config["n_samples"],
+            "seed": config["seed"],
+            "control": CONTROL,
+            "statistics": STATISTICS,
+            "thresholds": THRESHOLDS,
+            "splits": SPLITS,
+        }
+    )
+    for slug in MODELS
+}
+
+
 rule layer_stats:
     input:
-        unpack(layer_activations),
-        splits="results/splits.json",
+        activations=extraction_file(LAYER_FILE),
+        manifest=activation_manifest,
+        splits=rules.split_prompts.output.splits,
     output:
         stats="results/{model}/layers/layer_{layer}.json",
         null="results/{model}/layers/layer_{layer}_null.safetensors",
@@ -10,7 +33,7 @@ rule layer_stats:
     conda:
         "../envs/stats.yaml"
     params:
-        statistics=statistics_config(),
+        statistics=STATISTICS,
         control=CONTROL,
         code=code_version("layer_stats"),
     script:
@@ -21,9 +44,9 @@ rule compute_directions:
     input:
         manifest=activation_manifest,
         layers=activation_files,
-        splits="results/splits.json",
+        splits=rules.split_prompts.output.splits,
     output:
-        "results/{model}/directions.safetensors",
+        directions="results/{model}/directions.safetensors",
     log:
         "results/logs/compute_directions/{model}.log",
     conda:
@@ -38,9 +61,9 @@ rule compute_directions:
 
 rule aggregate_layers:
     input:
-        stats=layer_statistics_files,
+        stats=each_layer(rules.layer_stats.output.stats),
         manifest=activation_manifest,
-        directions="results/{model}/directions.safetensors",
+        directions=rules.compute_directions.output.directions,
     output:
         validation=report(
             "results/{model}/validation_results.csv",
@@ -67,11 +90,11 @@ rule aggregate_layers:
         "../envs/stats.yaml"
     params:
         model=model_spec,
-        statistics=statistics_config(),
-        thresholds=thresholds_config(),
+        statistics=STATISTICS,
+        thresholds=THRESHOLDS,
         splits=SPLITS,
         control=CONTROL,
-        config_hash=results_config_hash,
+        config_hash=lookup(dpath="{model}", within=RESULTS_CONFIG_HASHES),
         code=code_version("aggregate_layers"),
     script:
         "../scripts/aggregate_layers.py"

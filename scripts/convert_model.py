@@ -1,8 +1,8 @@
 """Snakemake entry for rule convert_model."""
 
-from refusal_directions.runlog import rule_log
+from refusal_directions.runlog import job_arguments, rule_log
 
 with rule_log(snakemake.log[0]):
     from refusal_directions.conversion import convert_gguf_model
 
-    convert_gguf_model(snakemake.params.model, snakemake.output[0])
+    convert_gguf_model(**job_arguments(snakemake))

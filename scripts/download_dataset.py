@@ -1,8 +1,8 @@
 """Snakemake entry for rule download_dataset."""
 
-from refusal_directions.runlog import rule_log
+from refusal_directions.runlog import job_arguments, rule_log
 
 with rule_log(snakemake.log[0]):
     from refusal_directions.prompt_sources import download_dataset
 
-    download_dataset(snakemake.wildcards.dataset, snakemake.params.spec, snakemake.output[0])
+    download_dataset(**job_arguments(snakemake))

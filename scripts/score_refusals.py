@@ -1,10 +1,8 @@
 """Snakemake entry for rule score_refusals."""
 
-from refusal_directions.runlog import rule_log
+from refusal_directions.runlog import job_arguments, rule_log
 
 with rule_log(snakemake.log[0]):
     from refusal_directions.refusal import write_refusal_labels
 
-    write_refusal_labels(
-        snakemake.input.responses, snakemake.input.manifest, snakemake.output[0], snakemake.params.refusal
-    )
+    write_refusal_labels(**job_arguments(snakemake))

@@ -194,8 +194,8 @@ def slow(self, token_ids, handle, *args, **kwargs):
 forward.ModelRunner.each_batch = slow
 spec = {{"id": {model!r}, "prompt_format": "chat", "system_prompt": None, "dtype": "float32", "revision": None,
         "package": None, "gguf_file": None, "trust_remote_code": False}}
-extraction.extract_activations(spec, {{"harmful": {prompts!r}}}, {{"harmful": {formatted!r}}}, {out!r}, None,
-                               "last", {{"prefixes": ["I"], "token_ids": None}},
+extraction.extract_activations({{"prompts": [{prompts!r}]}}, {{"activations": {out!r}, "prompts": [{formatted!r}]}},
+                               spec, ["harmful"], "last", {{"prefixes": ["I"], "token_ids": None}},
                                ExecutionSettings(batch_size=2, device="cpu"))
 """
 

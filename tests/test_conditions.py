@@ -52,8 +52,9 @@ def test_every_condition_is_compared_with_conditions_on_its_own_prompts():
 def job(tiny_model):
     model = load_model(str(tiny_model), None, SPEC, torch.device("cpu"), torch.float32)
     tokenizer = load_tokenizer(str(tiny_model), None, SPEC)
+    prompt_format = PromptFormat(tokenizer, "chat", None, "tiny")
     runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(3))
-    return ModelJob(model, tokenizer, PromptFormat(tokenizer, "chat", None, "tiny"), runner)
+    return ModelJob(SPEC, str(tiny_model), None, tokenizer, prompt_format, model=model, runner=runner)
 
 
 def test_the_runner_scores_every_condition_and_records_kl_for_ablation_and_addition(job):

@@ -178,8 +178,9 @@ def test_post_instruction_positions_are_the_template_tokens_after_the_text(tmp_p
     texts = prompts_for(tokenizer, HARMFUL[:5])
     prompts.write_text("".join(json.dumps({"id": f"h-{i}", "text": text}) + "\n" for i, text in enumerate(texts)))
     out = tmp_path / "activations"
-    extract_activations(spec, {"harmful": str(prompts)}, {"harmful": str(tmp_path / "formatted.jsonl")}, str(out),
-                        None, "post_instruction", {"prefixes": ["I"], "token_ids": None},
+    extract_activations({"prompts": [str(prompts)]},
+                        {"activations": str(out), "prompts": [str(tmp_path / "formatted.jsonl")]}, spec, ["harmful"],
+                        "post_instruction", {"prefixes": ["I"], "token_ids": None},
                         ExecutionSettings(batch_size=2, device="cpu"))  # fmt: skip
     manifest = json.loads((out / "manifest.json").read_text())
     expected_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]

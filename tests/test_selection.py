@@ -143,7 +143,8 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
     splits = {name: {"validation": {"rows": list(range(6))}} for name in prompt_files}
     (tmp_path / "splits.json").write_text(json.dumps(splits))
     (tmp_path / "manifest.json").write_text(json.dumps({"refusal_token_ids": [planted.refusal_token]}))
-    monkeypatch.setattr(model_job, "load_for_job", lambda *args: (model, tokenizer, torch.device("cpu")))
+    monkeypatch.setattr(model_job, "load_tokenizer", lambda *args: tokenizer)
+    monkeypatch.setattr(model_job, "load_job_model", lambda *args: (model, torch.device("cpu")))
     inputs = {"prompts": [str(prompt_files["harmful"]), str(prompt_files["harmless"])],
               "splits": str(tmp_path / "splits.json"), "candidates": str(tmp_path / "candidates.safetensors"),
               "manifest": str(tmp_path / "manifest.json")}  # fmt: skip

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
+from refusal_directions.conditions import CONDITIONS, EVALUATION
+
 from conftest import HARMFUL, QUESTIONS, run_workflow, scipy_layer_reference, tiny_config, write_lines
 
 pytestmark = pytest.mark.slow
@@ -272,13 +274,15 @@ def test_selection_and_its_evaluation(finished_run):
     differences = load_file(out / "directions.safetensors")["mean_differences"]
     np.testing.assert_allclose(direction, differences[chosen["layer"]], rtol=1e-6)
     evaluation = pd.read_csv(out / "selection" / "evaluation.csv").set_index("condition")
-    conditions = ("ablation", "random ablation", "control ablation", "addition", "random addition", "control addition")
-    assert set(evaluation.index) == {"baseline harmful", "baseline harmless", *conditions}
-    assert evaluation["refusal_rate_ci_low"].notna().all() and evaluation.loc["ablation", "vs_random_score"] == (
+    assert evaluation.index.tolist() == list(EVALUATION)
+    assert evaluation["refusal_rate_ci_low"].notna().all() and evaluation.loc["ablation_all", "vs_random_score"] == (
         pytest.approx(
-            evaluation.loc["ablation", "mean_refusal_score"] - evaluation.loc["random ablation", "mean_refusal_score"]
+            evaluation.loc["ablation_all", "mean_refusal_score"]
+            - evaluation.loc["random_ablation_all", "mean_refusal_score"]
         )
     )
+    # every condition but the baselines records the next-token KL on harmless prompts, addition included
+    assert evaluation["mean_kl"].notna().tolist() == [CONDITIONS[name].records_kl for name in EVALUATION]
     labels = pd.read_csv(out / "selection" / "evaluation_labels.csv")
     splits = json.loads((workdir / "results" / "splits.json").read_text())
     assert all(row in splits[name]["test"]["rows"] for name, row in zip(labels["set"], labels["row"], strict=True))

@@ -27,7 +27,7 @@ from safetensors.numpy import load_file
 
 from .conditions import BYPASS, CONDITIONS, HARMFUL, HARMLESS, INDUCE, Condition, InterventionVectors, baseline_of
 from .execution import ExecutionSettings
-from .interventions import kl_divergence
+from .interventions import condition_hooks, kl_divergence
 from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
 from .refusal_score import refusal_scores
@@ -84,7 +84,7 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
     def measure(condition: Condition, label: str, vectors: InterventionVectors | None = None, prompt_set=None):
         """Logits and last-position states of ``condition``'s prompts (or ``prompt_set``'s) under its hooks."""
         name = prompt_set or condition.prompt_set
-        with condition.hooks(job.model, vectors):
+        with condition_hooks(condition, job.model, vectors):
             return runner.last_states(prompts[name], Progress(f"{label} ({name})", len(prompts[name])))
 
     harmful_logits, harmful_states = measure(CONDITIONS[baseline_of(HARMFUL)], "baseline")
@@ -101,7 +101,7 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
             label = f"candidate layer {layer} position {position - n_positions}"
             ablated_logits, ablated_states = measure(bypass, f"{label}: {bypass.name}", vectors)
             added_logits, added_states = measure(induce, f"{label}: {induce.name}", vectors)
-            with bypass.hooks(job.model, vectors):  # its side effect on harmless prompts: logits only
+            with condition_hooks(bypass, job.model, vectors):  # its side effect on harmless prompts: logits only
                 side_logits = runner.next_token_logits(
                     prompts[HARMLESS], Progress(f"{label}: {bypass.name} ({HARMLESS})", len(prompts[HARMLESS]))
                 )

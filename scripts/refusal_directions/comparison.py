@@ -72,11 +72,11 @@ def depth_figure(tables: dict[str, pd.DataFrame]):
     return figure
 
 
-def write_comparison(models: list[str], summaries: list[str], validations: list[str], selected: list[str],
-                     table_csv: str, figure_png: str, dpi: int) -> None:  # fmt: skip
-    """results/comparison/: the cross-model table and figure (``selected``: each model's selected direction,
-    empty when the selection did not run)."""
-    chosen = [read_json(path) for path in selected] or [None] * len(summaries)
-    comparison_table([read_json(path) for path in summaries], chosen).to_csv(table_csv, index=False)
-    tables = {model: pd.read_csv(path) for model, path in zip(models, validations, strict=True)}
-    depth_figure(tables).savefig(figure_png, dpi=dpi)
+def write_comparison(inputs: dict, outputs: dict, models: list[str], dpi: int) -> None:
+    """results/comparison/: the cross-model ``table`` and ``figure``, from each model's ``summaries`` and
+    ``validations`` and its ``selected`` direction (empty when the selection did not run)."""
+    summaries = [read_json(path) for path in inputs["summaries"]]
+    chosen = [read_json(path) for path in inputs["selected"]] or [None] * len(summaries)
+    comparison_table(summaries, chosen).to_csv(outputs["table"], index=False)
+    tables = {model: pd.read_csv(path) for model, path in zip(models, inputs["validations"], strict=True)}
+    depth_figure(tables).savefig(outputs["figure"], dpi=dpi)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import CONDITIONS, HARMLESS, InterventionVectors, baseline_of
-from .interventions import kl_divergence
+from .interventions import condition_hooks, kl_divergence
 from .jsonio import write_jsonl
 from .model_job import ModelJob
 from .progress import Progress
@@ -39,7 +39,7 @@ class ConditionRunner:
         prompt_set, runner = condition.prompt_set, self.job.runner
         ids = self.token_ids[prompt_set]
         label = f"{name} ({prompt_set})" if layer is None else f"layer {layer} {name} ({prompt_set})"
-        with condition.hooks(self.job.model, vectors):
+        with condition_hooks(condition, self.job.model, vectors):
             generating = Progress(f"{label}: generation and refusal score", len(ids))
             responses, logits = runner.generate(ids, self.max_new_tokens, progress=generating)
             harmless_logits = None

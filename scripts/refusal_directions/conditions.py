@@ -10,7 +10,6 @@ condition is one entry in ``CONDITIONS``; the runner (condition_runner.py), the 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,20 +59,6 @@ class Condition:
     @property
     def intervenes(self) -> bool:
         return self.change != NO_CHANGE
-
-    def hooks(self, model, vectors: InterventionVectors | None):
-        """The hooks that make this condition, as a context manager (entered when the condition runs)."""
-        if not self.intervenes:
-            return nullcontext()
-        # imported here: the workflow reads the registry (resources.py) while building the DAG, without torch
-        from .interventions import ablate_at_layer, ablate_everywhere, add_at_layer
-
-        vector = vectors.vector(self.vector, ablation=self.change != ADDITION_AT_LAYER)
-        if self.change == ABLATION_EVERYWHERE:
-            return ablate_everywhere(model, vector)
-        if self.change == ABLATION_AT_LAYER:
-            return ablate_at_layer(model, vector, vectors.layer)
-        return add_at_layer(model, vector, vectors.layer)
 
     def available(self, vectors: InterventionVectors) -> bool:
         """Whether this run has the vector the condition needs (a control contrast is optional)."""

@@ -19,25 +19,26 @@ from .modeling import CONVERTED_SOURCE, load_model, load_tokenizer, weights_loca
 log = logging.getLogger(__name__)
 
 
-def convert_gguf_model(spec: dict, output_dir: str) -> None:
-    """Dequantise a GGUF model into float32 safetensors and save its tokenizer, with a source.json that pins
-    the GGUF file it came from."""
-    location, gguf_file = weights_location(spec)
+def convert_gguf_model(inputs: dict, outputs: dict, model: dict) -> None:
+    """Dequantise a GGUF model (``model``: what its config entry says of the file; ``inputs``: the ``gguf``
+    file it names) into float32 safetensors in the folder ``converted`` and save its tokenizer, with a
+    source.json that pins the GGUF file it came from."""
+    location, gguf_file = weights_location(model)
     log.info("converting %s/%s", location, gguf_file)
-    tokenizer = load_tokenizer(location, gguf_file, spec)
-    model = load_model(location, gguf_file, spec, torch.device("cpu"), torch.float32)
-    quantizer = getattr(model, "hf_quantizer", None)
+    tokenizer = load_tokenizer(location, gguf_file, model)
+    loaded = load_model(location, gguf_file, model, torch.device("cpu"), torch.float32)
+    quantizer = getattr(loaded, "hf_quantizer", None)
     if getattr(quantizer, "supported", False):
         raise UserError(f"{gguf_file} loads as packed GGUF blocks, which cannot be saved as plain weights")
     # The weights are fully dequantised float32 tensors; only the GGUF marker blocks saving them.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    out = Path(output_dir)
-    model.save_pretrained(out)
+    loaded.hf_quantizer = None
+    if hasattr(loaded.config, "quantization_config"):
+        del loaded.config.quantization_config
+    out = Path(outputs["converted"])
+    loaded.save_pretrained(out)
     tokenizer.save_pretrained(out)
     source = {
-        "id": spec["id"],
+        "id": model["id"],
         "gguf_file": gguf_file,
         "weights_revision": "sha256:" + file_sha256(Path(location, gguf_file)),
     }

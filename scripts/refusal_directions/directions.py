@@ -25,12 +25,14 @@ def _save(tensors: dict[str, np.ndarray], path: str, metadata: dict) -> None:
               metadata={"refusal_directions": json.dumps(metadata, sort_keys=True)})  # fmt: skip
 
 
-def write_directions(manifest_path: str, splits: str, output: str, model_id: str, control: dict | None) -> None:
+def write_directions(inputs: dict, outputs: dict, model_id: str, control: dict | None) -> None:
     """``unit_directions`` and ``mean_differences`` (harmful - harmless) [n_layers, d_model], row l = layer
-    l, at the last token; with a control contrast also ``control_mean_differences`` (a - b)."""
+    l, at the last token; with a control contrast also ``control_mean_differences`` (a - b). From the layer
+    files that the extraction's ``manifest`` lists, on the train split of ``splits``."""
+    splits = inputs["splits"]
     train = {name: read_split(splits, name, "train") for name in ("harmful", "harmless", *(control or {}).values())}
     tensors = {"unit_directions": [], "mean_differences": [], "control_mean_differences": []}
-    for path in layer_files(manifest_path):
+    for path in layer_files(inputs["manifest"]):
         groups, _ = read_layer(path, tuple(train))
         groups = {name: values[train[name]] for name, values in groups.items()}
         difference, unit, _ = difference_in_means(groups["harmful"], groups["harmless"])
@@ -41,23 +43,23 @@ def write_directions(manifest_path: str, splits: str, output: str, model_id: str
                 difference_in_means(groups[control["a"]], groups[control["b"]])[0]
             )
     metadata = {"model_id": model_id, "layer_convention": LAYER_CONVENTION, "rows": "layer 0 .. L-1", "split": "train"}
-    _save({name: np.stack(rows) for name, rows in tensors.items() if rows}, output, metadata)
+    _save({name: np.stack(rows) for name, rows in tensors.items() if rows}, outputs["directions"], metadata)
 
 
-def write_candidates(manifest_path: str, splits: str, output: str, model_id: str) -> None:
+def write_candidates(inputs: dict, outputs: dict, model_id: str) -> None:
     """``candidates`` (harmful - harmless means) with the ``harmful_means`` and ``harmless_means``
     [n_positions, n_layers, d_model]: every layer at every kept position (the last token only with
-    ``positions: last``)."""
-    train = {name: read_split(splits, name, "train") for name in ("harmful", "harmless")}
+    ``positions: last``). Inputs as write_directions."""
+    train = {name: read_split(inputs["splits"], name, "train") for name in ("harmful", "harmless")}
     means: dict[str, list[np.ndarray]] = {name: [] for name in train}
     tokens: list[str] = []
-    for path in layer_files(manifest_path):
+    for path in layer_files(inputs["manifest"]):
         for name in train:
             positions, tokens = read_positions(path, name)
             means[name].append(positions[train[name]].mean(axis=0))
     stacked = {f"{name}_means": np.stack(rows, axis=1) for name, rows in means.items()}  # [positions, layers, d]
     candidates = {"candidates": stacked["harmful_means"] - stacked["harmless_means"], **stacked}
-    _save(candidates, output, {
+    _save(candidates, outputs["candidates"], {
         "model_id": model_id, "layer_convention": LAYER_CONVENTION, "split": "train", "positions": tokens,
         "offsets": list(range(-len(tokens), 0)), "shape": "[position, layer, d_model]",
     })  # fmt: skip

@@ -16,13 +16,12 @@ from .errors import UserError
 from .execution import ExecutionSettings
 from .forward import ModelRunner, PositionRecorder
 from .jsonio import write_jsonl
-from .modeling import context_length, decoder_layers, load_job_model, load_tokenizer, model_location, weights_revision
+from .model_job import MAIN_SETS, ModelJob
+from .modeling import context_length, decoder_layers, weights_revision
 from .progress import Progress
 from .refusal_score import refusal_scores, refusal_token_ids
 
 log = logging.getLogger(__name__)
-# The main contrast's sets: the only ones whose post-instruction positions are kept.
-MAIN_SETS = ("harmful", "harmless")
 
 
 class Extractor:
@@ -72,24 +71,27 @@ def check_prompt_lengths(token_ids: dict[str, list[int]], limit: int | None, whe
 
 
 def extract_activations(
-    spec: dict,
-    prompt_files: dict[str, str],
-    formatted_outputs: dict[str, str],
-    activations_dir: str,
-    converted_dir: str | None,
+    inputs: dict,
+    outputs: dict,
+    model: dict,
+    datasets: list[str],
     positions: str,
-    refusal: dict,
+    refusal_score: dict,
     execution: ExecutionSettings,
 ) -> None:
-    """Format the sampled prompts with the model's chat template and record every layer's residual stream
-    at the last token (and, with ``positions: post_instruction``, at every template token after the user's
-    text) and each prompt's refusal score: one HDF5 file per layer, refusal_scores.csv, the formatted
-    prompts, and a manifest with each file's sha256. Prompt lengths are checked before the model loads."""
-    location, gguf_file = model_location(spec, converted_dir)
-    tokenizer = load_tokenizer(location, gguf_file, spec)
-    prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
+    """Format the sampled prompts (``inputs["prompts"]``, one file per dataset of ``datasets``) with the
+    chat template of ``model`` (its config entry) and record every layer's residual stream at the last token
+    (and, with ``positions: post_instruction``, at every template token after the user's text) and each
+    prompt's refusal score: one HDF5 file per layer, refusal_scores.csv and a manifest with each file's
+    sha256 in the folder ``activations``, and the formatted ``prompts``. Prompt lengths are checked before
+    the model loads."""
+    spec, activations_dir = model, outputs["activations"]
+    prompt_files = dict(zip(datasets, inputs["prompts"], strict=True))
+    formatted_outputs = dict(zip(datasets, outputs["prompts"], strict=True))
+    job = ModelJob.open(spec, inputs)
+    prompt_format = job.prompt_format
     position_tokens = post_instruction_tokens(prompt_format, positions)
-    refusal_tokens = refusal_token_ids(tokenizer, refusal["prefixes"], refusal["token_ids"])
+    refusal_tokens = refusal_token_ids(job.tokenizer, refusal_score["prefixes"], refusal_score["token_ids"])
     sets = formatted_prompt_sets(prompt_format, prompt_files)
     # A prompt in several sets (e.g. the harmless set and the control's imperatives) runs once.
     destinations: dict[str, list[tuple[str, int]]] = {}
@@ -101,20 +103,20 @@ def extract_activations(
     texts = list(destinations)
     limit, where = execution.max_prompt_tokens, "max_prompt_tokens"
     if limit is None:
-        limit, where = context_length(location, gguf_file, spec), "the model's context length"
+        limit, where = context_length(job.location, job.gguf_file, spec), "the model's context length"
     by_id = {record["id"]: encoded[record["formatted"]] for records in sets.values() for record in records}
     check_prompt_lengths(by_id, limit, where)
     for name, records in sets.items():
         write_jsonl(formatted_outputs[name], records)
 
-    model, input_device = load_job_model(spec, location, gguf_file, execution)
-    n_layers = len(decoder_layers(model))
-    d_model = model.config.get_text_config().hidden_size
+    job.load_weights(execution)
+    n_layers = len(decoder_layers(job.model))
+    d_model = job.model.config.get_text_config().hidden_size
     hashes = {name: text_hash([r["formatted"] for r in records]) for name, records in sets.items()}
     attrs = {
         "model_id": spec["id"],
-        "weights_revision": weights_revision(model, location, gguf_file),
-        "dtype": str(model.dtype).removeprefix("torch."),
+        "weights_revision": weights_revision(job.model, job.location, job.gguf_file),
+        "dtype": str(job.model.dtype).removeprefix("torch."),
         "prompt_set_hash": text_hash([hashes[name] for name in sorted(hashes)]),
     }
     set_attrs = {name: {"prompt_hash": digest} for name, digest in hashes.items()}
@@ -135,7 +137,7 @@ def extract_activations(
             writer.write(name, np.array(rows), [values[batch_positions] for values in per_layer])
             scores[name][rows] = batch_scores[batch_positions]
 
-    runner = ModelRunner.for_job(model, tokenizer, input_device, execution)
+    runner = job.runner
     extractor = Extractor(runner, len(position_tokens), refusal_tokens)
     try:
         extractor.run([encoded[text] for text in texts], write_batch, Progress("extraction", len(texts)))
@@ -158,7 +160,7 @@ def extract_activations(
             "positions": positions,
             "post_instruction_tokens": position_tokens,
             "refusal_token_ids": refusal_tokens,
-            "refusal_tokens": [tokenizer.decode([token]) for token in refusal_tokens],
+            "refusal_tokens": [job.tokenizer.decode([token]) for token in refusal_tokens],
             "sha256": sha256,
             "package_versions": {p: version(p) for p in ("torch", "transformers", "tokenizers", "h5py")},
         },

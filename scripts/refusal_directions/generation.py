@@ -12,10 +12,13 @@ from .progress import Progress
 log = logging.getLogger(__name__)
 
 
-def generate_responses(spec: dict, inputs: dict, outputs: dict, settings: dict, execution: ExecutionSettings) -> None:
+def generate_responses(
+    inputs: dict, outputs: dict, model: dict, generation: dict, execution: ExecutionSettings
+) -> None:
     """Experiment 1: the model's response to every prompt of the behaviour subset, drawn from the test split
     (prompts the directions were not fitted on)."""
-    job = ModelJob.load(spec, inputs, execution)
+    settings = generation
+    job = ModelJob.load(model, inputs, execution)
     subsets = split_prompts(inputs, "test", settings["n_prompts"], settings["seed"])
     records = [record | {"set": name} for name, subset in subsets.items() for record in subset]
     responses, _ = job.runner.generate(

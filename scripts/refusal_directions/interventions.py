@@ -9,11 +9,12 @@ Block l's output is where layer l's direction was measured (README: layer conven
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 
+from .conditions import ABLATION_AT_LAYER, ABLATION_EVERYWHERE, ADDITION_AT_LAYER, Condition, InterventionVectors
 from .modeling import decoder_layers
 
 
@@ -99,3 +100,16 @@ def kl_divergence(base_logits: torch.Tensor, changed_logits: torch.Tensor) -> np
     """KL(base || changed) of the next-token distributions of each prompt, in nats."""
     base, changed = base_logits.double().log_softmax(-1), changed_logits.double().log_softmax(-1)
     return (base.exp() * (base - changed)).sum(-1).numpy()
+
+
+def condition_hooks(condition: Condition, model, vectors: InterventionVectors | None):
+    """The hooks that make ``condition`` (conditions.py) with this run's vectors, as a context manager
+    (entered when the condition runs)."""
+    if not condition.intervenes:
+        return nullcontext()
+    vector = vectors.vector(condition.vector, ablation=condition.change != ADDITION_AT_LAYER)
+    if condition.change == ABLATION_EVERYWHERE:
+        return ablate_everywhere(model, vector)
+    if condition.change == ABLATION_AT_LAYER:
+        return ablate_at_layer(model, vector, vectors.layer)
+    return add_at_layer(model, vector, vectors.layer)

@@ -108,18 +108,19 @@ def analyse_layer(groups: dict[str, np.ndarray], settings: StatsSettings, contro
     return row, unit, diff, null
 
 
-def write_layer_statistics(
-    activations_path: str, splits: str, stats_path: str, null_path: str, settings: StatsSettings,
-    control: tuple[str, str] | None,
-) -> None:  # fmt: skip
-    """One layer's statistics on the train split, as JSON, and its permutation null of d as safetensors."""
-    names = ("harmful", "harmless", *(control or ()))
-    groups, attrs = read_layer(activations_path, names)
-    groups = {name: values[read_split(splits, name, "train")] for name, values in groups.items()}
-    row, _, _, null = analyse_layer(groups, settings, control)
+def write_layer_statistics(inputs: dict, outputs: dict, statistics: dict, control: dict | None) -> None:
+    """One layer's statistics on the train split of ``splits``, as JSON (``stats``), and its permutation null
+    of d as safetensors (``null``), from its ``activations`` file; ``statistics``: StatsSettings' fields,
+    ``control``: the control contrast's sets ``a`` and ``b``, if any."""
+    settings = StatsSettings(**statistics)
+    contrast = (control["a"], control["b"]) if control else None
+    names = ("harmful", "harmless", *(contrast or ()))
+    groups, attrs = read_layer(inputs["activations"], names)
+    groups = {name: values[read_split(inputs["splits"], name, "train")] for name, values in groups.items()}
+    row, _, _, null = analyse_layer(groups, settings, contrast)
     row = {"layer": int(attrs["layer"]), **row}
-    write_json(stats_path, row)
-    save_file({"null_d": null.astype(np.float32)}, null_path)
+    write_json(outputs["stats"], row)
+    save_file({"null_d": null.astype(np.float32)}, outputs["null"])
     log.info(
         "layer %d: d = %.3f, held-out d = %.3f, permutation p = %.2g",
         row["layer"], row["cohens_d"], row.get("cohens_d_heldout", math.nan), row.get("p_perm", math.nan),

@@ -1,7 +1,8 @@
 """What every job that runs the model starts with: the model loaded under the job's execution settings, its
 prompt format and runner, and the main contrast's prompts by split. ``inputs`` are a rule's named inputs:
-``prompts`` (the formatted harmful and harmless prompt files), ``splits``, ``manifest`` (the extraction's,
-for the refusal tokens) and, for a GGUF model, ``converted``."""
+``prompts`` (the formatted harmful and harmless prompt files; the extraction's: the sampled prompts of every
+dataset), ``splits``, ``manifest`` (the extraction's, for the refusal tokens) and, for a GGUF model,
+``converted``."""
 
 from __future__ import annotations
 
@@ -9,27 +10,47 @@ from dataclasses import dataclass
 
 from .chat_format import PromptFormat
 from .execution import ExecutionSettings
-from .extraction import MAIN_SETS
 from .forward import ModelRunner
 from .jsonio import read_json
-from .modeling import load_for_job
-from .runlog import named_files
+from .modeling import load_job_model, load_tokenizer, model_location
 from .sampling import prompt_subsets
 from .splits import read_split
+
+# The main contrast's sets: the prompts the model jobs after the extraction run, and the only sets whose
+# post-instruction positions the extraction keeps.
+MAIN_SETS = ("harmful", "harmless")
 
 
 @dataclass
 class ModelJob:
-    model: object
+    spec: dict
+    location: str
+    gguf_file: str | None
     tokenizer: object
     prompt_format: PromptFormat
-    runner: ModelRunner
+    model: object = None
+    runner: ModelRunner | None = None
+
+    @classmethod
+    def open(cls, spec: dict, inputs: dict) -> ModelJob:
+        """The model's tokenizer and prompt format, before its weights load (the extraction checks its
+        prompts first)."""
+        location, gguf_file = model_location(spec, inputs.get("converted"))
+        tokenizer = load_tokenizer(location, gguf_file, spec)
+        prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
+        return cls(spec, location, gguf_file, tokenizer, prompt_format)
+
+    def load_weights(self, execution: ExecutionSettings) -> None:
+        """The model on the job's device (the weights revision is the extraction's: hashing the weights again
+        in every job would cost minutes on large models) and its runner."""
+        self.model, device = load_job_model(self.spec, self.location, self.gguf_file, execution)
+        self.runner = ModelRunner.for_job(self.model, self.tokenizer, device, execution)
 
     @classmethod
     def load(cls, spec: dict, inputs: dict, execution: ExecutionSettings) -> ModelJob:
-        model, tokenizer, device = load_for_job(spec, inputs.get("converted"), execution)
-        prompt_format = PromptFormat(tokenizer, spec["prompt_format"], spec["system_prompt"], spec["id"])
-        return cls(model, tokenizer, prompt_format, ModelRunner.for_job(model, tokenizer, device, execution))
+        job = cls.open(spec, inputs)
+        job.load_weights(execution)
+        return job
 
     def encode(self, records: list[dict]) -> list[list[int]]:
         return [self.prompt_format.encode(record["text"]) for record in records]
@@ -46,10 +67,3 @@ def split_prompts(inputs: dict, split: str, n_wanted: int | None = None, seed: i
 def refusal_tokens(inputs: dict) -> list[int]:
     """The refusal tokens the extraction scored with (its manifest): every later score uses the same."""
     return read_json(inputs["manifest"])["refusal_token_ids"]
-
-
-def job_context(snakemake) -> dict:
-    """What every model job's function takes from its Snakemake job: the model's config entry, the named
-    inputs and outputs, and the execution settings (resources, never params)."""
-    execution = ExecutionSettings.from_resources(snakemake.resources, snakemake.threads)
-    return {"spec": snakemake.params.model, **named_files(snakemake), "execution": execution}

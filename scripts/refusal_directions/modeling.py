@@ -169,12 +169,3 @@ def load_job_model(spec: dict, location: str, gguf_file: str | None, execution: 
     model = load_model(location, gguf_file, spec, torch_device, dtype, execution.device_map)
     # With device_map the model may span devices; inputs go where the embeddings are.
     return model, model.get_input_embeddings().weight.device
-
-
-def load_for_job(spec: dict, converted_dir: str | None, execution: ExecutionSettings):
-    """Model, tokenizer and input device for a job that needs no check before the model loads (the weights
-    revision is the extraction's: hashing the weights again in every job would cost minutes on large models)."""
-    location, gguf_file = model_location(spec, converted_dir)
-    tokenizer = load_tokenizer(location, gguf_file, spec)
-    model, input_device = load_job_model(spec, location, gguf_file, execution)
-    return model, tokenizer, input_device

@@ -188,12 +188,11 @@ def selection_figure(table: pd.DataFrame, selected: dict, title: str):
     return figure
 
 
-def write_direction_figure(validation_csv: str, output_png: str, title: str, d_min: float, ci_level: float,
-                           dpi: int) -> None:  # fmt: skip
-    figure = direction_analysis_figure(pd.read_csv(validation_csv), title, d_min, ci_level)
-    figure.savefig(output_png, dpi=dpi)
+def write_direction_figure(inputs: dict, outputs: dict, title: str, d_min: float, ci_level: float, dpi: int) -> None:
+    figure = direction_analysis_figure(pd.read_csv(inputs["validation"]), title, d_min, ci_level)
+    figure.savefig(outputs["figure"], dpi=dpi)
 
 
-def write_selection_figure(scores_csv: str, summary_json: str, output_png: str, title: str, dpi: int) -> None:
-    figure = selection_figure(pd.read_csv(scores_csv), read_json(summary_json), title)
-    figure.savefig(output_png, dpi=dpi)
+def write_selection_figure(inputs: dict, outputs: dict, title: str, dpi: int) -> None:
+    figure = selection_figure(pd.read_csv(inputs["scores"]), read_json(inputs["summary"]), title)
+    figure.savefig(outputs["figure"], dpi=dpi)

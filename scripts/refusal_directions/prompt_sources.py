@@ -154,13 +154,14 @@ def load_dataset_records(name: str, spec: dict) -> tuple[list[dict], dict]:
     return records, counts
 
 
-def download_dataset(name: str, spec: dict, output: str) -> None:
-    """Fetch one dataset (local file or Hub) into a normalised JSON Lines file."""
+def download_dataset(inputs: dict, outputs: dict, name: str, spec: dict) -> None:
+    """Fetch one dataset (local file or Hub; ``inputs``: its local ``source`` file, if any, which ``spec``
+    names) into a normalised JSON Lines file, ``dataset``."""
     records, counts = load_dataset_records(name, spec)
     if counts["dropped_empty"] or counts["dropped_duplicate"]:
         log.warning(
             "dataset '%s': dropped %d empty and %d duplicate prompts of %d rows",
             name, counts["dropped_empty"], counts["dropped_duplicate"], counts["rows"],
         )  # fmt: skip
-    write_jsonl(output, records)
+    write_jsonl(outputs["dataset"], records)
     log.info("dataset '%s': %d prompts", name, counts["kept"])

@@ -114,12 +114,13 @@ def label_responses(records: list[dict], settings: dict) -> pd.DataFrame:
     return table
 
 
-def write_refusal_labels(responses_path: str, manifest_path: str, output: str, settings: dict) -> None:
-    """refusals.csv: each response judged, next to its prompt's refusal score from the extraction."""
-    scores = read_refusal_scores(manifest_path).set_index(["set", "row"])["refusal_score"]
-    records = [r | {"refusal_score": float(scores[(r["set"], r["row"])])} for r in read_jsonl(responses_path)]
-    table = label_responses(records, settings)
-    table.to_csv(output, index=False)
+def write_refusal_labels(inputs: dict, outputs: dict, refusal: dict) -> None:
+    """refusals.csv (``refusals``): each of the ``responses`` judged under the ``refusal`` settings, next to
+    its prompt's refusal score from the extraction (its ``manifest``)."""
+    scores = read_refusal_scores(inputs["manifest"]).set_index(["set", "row"])["refusal_score"]
+    records = [r | {"refusal_score": float(scores[(r["set"], r["row"])])} for r in read_jsonl(inputs["responses"])]
+    table = label_responses(records, refusal)
+    table.to_csv(outputs["refusals"], index=False)
     for name, part in table.groupby("set", sort=False):
         counts = [int(part[column].sum()) for column in ("refused", "refused_text", "refused_score")]
         log.info("%s: %d of %d refused (text %d, refusal score %d)", name, counts[0], len(part), *counts[1:])

@@ -1,4 +1,5 @@
-"""Entry-script plumbing: send a job's output to its log and turn user errors into one clear line."""
+"""Entry-script plumbing: send a job's output to its log, turn user errors into one clear line, and hand the
+job function its arguments."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import traceback
 from contextlib import contextmanager
 
 from .errors import UserError
+from .execution import ExecutionSettings
 
 
 @contextmanager
@@ -35,6 +37,17 @@ def rule_log(log_path: str):
             sys.stderr = terminal
 
 
-def named_files(snakemake) -> dict:
-    """A job's named inputs and outputs as plain dicts, as the package's job functions take them."""
-    return {"inputs": dict(snakemake.input.items()), "outputs": dict(snakemake.output.items())}
+def job_arguments(snakemake) -> dict:
+    """The keyword arguments of a rule's job function, from its Snakemake job: ``inputs`` and ``outputs``
+    (the rule's named files; a list stays a list), every param but ``code`` (the code version, a rerun
+    trigger only) under its own name, and for a job that runs the model, ``execution``: a job whose
+    resources hold the execution settings (rules/common.smk: model_job_resources)."""
+    arguments = {"inputs": _named(snakemake.input), "outputs": _named(snakemake.output)}
+    arguments.update((name, value) for name, value in snakemake.params.items() if name != "code")
+    if set(ExecutionSettings().resources()) <= set(snakemake.resources.keys()):
+        arguments["execution"] = ExecutionSettings.from_resources(snakemake.resources, snakemake.threads)
+    return arguments
+
+
+def _named(files) -> dict:
+    return {name: [str(f) for f in value] if isinstance(value, list) else str(value) for name, value in files.items()}

@@ -23,8 +23,9 @@ def sample_records(records: list[dict], n_samples: int, seed: int, name: str) ->
     return [records[i] for i in chosen]
 
 
-def sample_prompts(name: str, dataset_path: str, output: str, n_samples: int, seed: int) -> None:
-    write_jsonl(output, sample_records(read_jsonl(dataset_path), n_samples, seed, name))
+def sample_prompts(inputs: dict, outputs: dict, name: str, n_samples: int, seed: int) -> None:
+    """The ``prompts`` sampled from dataset ``name`` (its normalised file, ``dataset``)."""
+    write_jsonl(outputs["prompts"], sample_records(read_jsonl(inputs["dataset"]), n_samples, seed, name))
 
 
 def subset_rows(rows: np.ndarray, n_wanted: int | None, seed: int, stream: int) -> np.ndarray:

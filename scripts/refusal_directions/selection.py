@@ -63,9 +63,10 @@ def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str
     return table, int(chosen), fallback, among
 
 
-def select_direction(inputs: dict, outputs: dict, settings: dict) -> None:
+def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
     """scores.csv (every candidate, filtered and why), selected_direction.json and .safetensors, from the
-    candidates' ``scores`` and the ``candidates`` themselves."""
+    candidates' ``scores`` and the ``candidates`` themselves, under the ``selection`` settings."""
+    settings = selection
     table, chosen, fallback, among = choose(pd.read_csv(inputs["scores"]), settings)
     table.to_csv(outputs["scores"], index=False)
     row = table.loc[chosen]

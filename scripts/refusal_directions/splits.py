@@ -53,17 +53,19 @@ def split_rows(n_prompts: int, weights: dict, seed: int) -> dict[str, list[int]]
     return {name: sorted(int(row) for row in order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(SPLITS)}
 
 
-def write_splits(prompt_files: dict[str, str], output: str, weights: dict, seed: int) -> None:
-    """results/splits.json: for every dataset, the sampled rows (and prompt ids) of each split."""
+def write_splits(inputs: dict, outputs: dict, datasets: list[str], splits: dict) -> None:
+    """results/splits.json (``splits``): for every dataset (``datasets``, in the order of the sampled
+    ``prompts`` files), the sampled rows (and prompt ids) of each split, sized by ``splits`` with its seed."""
     from .jsonio import read_jsonl
 
-    splits = {}
-    for name, path in prompt_files.items():
+    weights, seed = splits, splits["seed"]
+    rows_by_dataset = {}
+    for name, path in zip(datasets, inputs["prompts"], strict=True):
         records = read_jsonl(path)
         rows = split_rows(len(records), weights, seed)
-        splits[name] = {split: {"rows": rows[split], "ids": [records[row]["id"] for row in rows[split]]}
-                        for split in SPLITS}  # fmt: skip
-    Path(output).write_text(json.dumps(splits, indent=1, sort_keys=True) + "\n")
+        rows_by_dataset[name] = {split: {"rows": rows[split], "ids": [records[row]["id"] for row in rows[split]]}
+                                 for split in SPLITS}  # fmt: skip
+    Path(outputs["splits"]).write_text(json.dumps(rows_by_dataset, indent=1, sort_keys=True) + "\n")
 
 
 def read_split(path: str | Path, dataset: str, split: str):

@@ -109,9 +109,7 @@ def _installed(package: str) -> str | None:
 
 
 def write_tables(
-    layer_stats: list[str],
-    manifest_path: str,
-    directions_path: str,
+    inputs: dict,
     outputs: dict[str, str],
     model: dict,
     statistics: dict,
@@ -120,14 +118,15 @@ def write_tables(
     control: dict | None,
     config_hash: str,
 ) -> None:
-    """validation_results.csv, top10_layers.csv, summary.json and validated_directions.pkl of one model."""
+    """validation_results.csv, top10_layers.csv, summary.json and validated_directions.pkl of one model, from
+    its layers' ``stats``, the extraction's ``manifest`` and the ``directions``."""
     alpha, d_min = thresholds["alpha"], thresholds["d_min"]
-    manifest = read_json(manifest_path)
-    table = validation_table([read_json(path) for path in layer_stats], alpha, d_min)
+    manifest = read_json(inputs["manifest"])
+    table = validation_table([read_json(path) for path in inputs["stats"]], alpha, d_min)
     table.to_csv(outputs["validation"], index=False)
     top_layers(table).to_csv(outputs["top10"], index=False)
 
-    units = load_file(directions_path)["unit_directions"]
+    units = load_file(inputs["directions"])["unit_directions"]
     valid_layers = [int(layer) for layer in table.loc[table["valid"], "layer"]]
     with open(outputs["pickle"], "wb") as handle:
         pickle.dump({layer: units[layer].copy() for layer in valid_layers}, handle, protocol=4)

@@ -1,0 +1,50 @@
+"""The targets of `all` (Snakefile), named from the outputs of every rule file included before this one."""
+
+# The rules of each optional branch: they run when the config enables it (<branch>: enabled: true).
+BRANCHES = {
+    "behaviour": ("generate_responses", "score_refusals", "behaviour_analysis"),
+    "interventions": ("run_interventions", "summarize_interventions"),
+    "selection": (
+        "score_candidates",
+        "select_direction",
+        "plot_selection",
+        "evaluate_direction",
+        "summarize_evaluation",
+    ),
+}
+
+
+def final_outputs():
+    """Every file the workflow writes whose name is known before the extraction runs: the outputs of every
+    rule (but those of a disabled branch), for every model, dataset and GGUF conversion. A target that goes
+    missing is rebuilt; an intermediate file that is not a target would not be once the files after it
+    exist. Files per layer are named once the extraction has run: per_layer_targets."""
+    values = {"model": list(MODELS), "dataset": USED_DATASETS, "conversion": list(CONVERSIONS)}
+    disabled = {
+        name
+        for branch, names in BRANCHES.items()
+        if not config[branch]["enabled"]
+        for name in names
+    }
+    return [
+        path
+        for rule in workflow.rules
+        if rule.name not in disabled and "layer" not in rule.wildcard_names
+        for path in expand(
+            list(getattr(rules, rule.name).output),
+            **{name: values[name] for name in rule.wildcard_names},
+        )
+    ]
+
+
+def per_layer_targets(wildcards):
+    """The per-layer outputs of every model whose extraction has finished, as targets of `all`, so one
+    that goes missing is rebuilt (Snakemake rebuilds a missing intermediate file only when a job that
+    needs it runs anyway). Before any extraction has finished there are none to list, and asking the
+    checkpoint would hide every later job from a dry run."""
+    return [
+        path
+        for model in MODELS
+        if Path(ACTIVATIONS.format(model=model), "manifest.json").exists()
+        for path in expand(list(rules.layer_stats.output), model=model, layer=layer_labels(model))
+    ]
