@@ -127,8 +127,8 @@ def sweep_facts(sweep: pd.DataFrame) -> dict:
     return {
         "first": first,
         "n_layers": len(sweep),
-        "baseline_harmful": baseline_of(HARMFUL),
-        "baseline_harmless": baseline_of(HARMLESS),
+        "harmful_baseline": baseline_of(HARMFUL),
+        "harmless_baseline": baseline_of(HARMLESS),
         "columns": [name for name in CONDITIONS if CONDITIONS[name].intervenes and f"refusal_{name}" in sweep],
         "rows": records(sweep),
         "baseline_refusals": refused,
