@@ -43,6 +43,7 @@ def _offline_hub(monkeypatch, tmp_path):
     """No test may reach the Hub or see the user's cache."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setenv(model_size.CACHE_VARIABLE, str(tmp_path / "size-cache"))
 
 
 def smollm2_folder() -> Path:
@@ -150,6 +151,25 @@ def test_gguf_reader_parses_every_value_type(tmp_path, version):
     ]
     size = read_model_size({"id": "m", "gguf_file": "m.gguf"}, str(tmp_path))
     assert (size.n_params, size.n_layers) == (400 + 64 + 8, 2)
+
+
+def test_a_gguf_size_is_kept_until_the_file_changes(tmp_path, monkeypatch):
+    path = write_gguf(tmp_path / "m.gguf", "llama", [("llama.block_count", GGUFValueType.UINT32, 2)], [("w", (20, 20))])
+    first = read_model_size({"id": "m", "gguf_file": "m.gguf"}, str(tmp_path))
+    assert model_size.gguf_size_cache().is_file()
+
+    def unreadable(_path):
+        raise ValueError("the header was read again")
+
+    monkeypatch.setattr(model_size, "read_gguf_header", unreadable)
+    assert read_model_size({"id": "m", "gguf_file": "m.gguf"}, str(tmp_path)) == first  # kept: not read again
+    # rewritten: another length and mtime
+    write_gguf(path, "llama", [("llama.block_count", GGUFValueType.UINT32, 3)], [("w", (30, 20))])
+    monkeypatch.undo()
+    monkeypatch.setenv(model_size.CACHE_VARIABLE, str(tmp_path / "size-cache"))
+    assert read_model_size({"id": "m", "gguf_file": "m.gguf"}, str(tmp_path)) == ModelSize(
+        600, 3, f"GGUF metadata of {path}"
+    )
 
 
 def test_broken_gguf_files_are_rejected_and_the_folder_falls_back(tmp_path):

@@ -30,7 +30,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,47 @@ def _read_folder(folder: Path, gguf_file: str | None) -> ModelSize | None:
     return _size_from_safetensors(folder) or _size_from_config(folder)
 
 
+# GGUFReader parses the whole header, the vocabulary included (about 3 s for the embedded model), and the
+# workflow reads the sizes at every start: a GGUF file's size is kept with its length and modification time.
+CACHE_VARIABLE = "REFUSAL_DIRECTIONS_CACHE"
+
+
+def gguf_size_cache() -> Path:
+    """Where GGUF sizes are kept: $REFUSAL_DIRECTIONS_CACHE, else the user's cache folder."""
+    root = os.environ.get(CACHE_VARIABLE) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(root) / "refusal-directions" / "gguf-sizes.json"
+
+
 def _size_from_gguf(path: Path) -> ModelSize | None:
+    """The size from a GGUF header, or as kept from the last read of the same file (same length and mtime)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    cache_file = gguf_size_cache()
+    kept = (_read_json(cache_file) or {}).get(key)
+    if isinstance(kept, dict) and kept.get("stamp") == stamp:
+        return ModelSize(kept["n_params"], kept["n_layers"], kept["source"])
+    size = _read_gguf_size(path)
+    if size is not None:
+        _keep(cache_file, key, {"stamp": stamp, **asdict(size)})
+    return size
+
+
+def _keep(cache_file: Path, key: str, entry: dict) -> None:
+    """Add ``entry`` to the cache (written whole and renamed; a cache that cannot be written is skipped)."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        kept = {**(_read_json(cache_file) or {}), key: entry}
+        partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(kept, indent=1, sort_keys=True))
+        os.replace(partial, cache_file)
+    except OSError:
+        pass
+
+
+def _read_gguf_size(path: Path) -> ModelSize | None:
     try:
         header = read_gguf_header(path)
     except (OSError, ValueError):
