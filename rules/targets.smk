@@ -11,6 +11,7 @@ BRANCHES = {
         "evaluate_direction",
         "summarize_evaluation",
     ),
+    "export": ("orthogonalize_model", "check_edited_model"),
 }
 
 

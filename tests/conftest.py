@@ -24,9 +24,10 @@ QUESTIONS = [f"What are {i} tips for growing tomatoes on a small balcony?" for i
 
 
 def build_tiny_model(
-    folder: Path, n_layers: int = 3, chat_template: bool = True, seed: int = 0, hidden_size: int = 32
+    folder: Path, n_layers: int = 3, chat_template: bool = True, seed: int = 0, hidden_size: int = 32, **config
 ) -> Path:
-    """A random Llama-architecture model with a BPE tokenizer trained on the test prompts."""
+    """A random Llama-architecture model with a BPE tokenizer trained on the test prompts; ``config``: more
+    LlamaConfig settings (tied embeddings, biases)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -58,6 +59,7 @@ def build_tiny_model(
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
+        **config,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -83,3 +83,17 @@ def test_a_value_that_is_not_a_mapping_where_a_oneof_branch_has_defaults():
     """snakemake's validate fills defaults before it checks the type: the value still gets its one-line error."""
     message = error_for(lambda c: c.setdefault("refusal", {}).update(judge=5))
     assert message == "config key 'refusal.judge': 5 is not valid under any of the given schemas"
+
+
+def test_exporting_the_selected_direction_needs_the_selection():
+    def without_selection(config):
+        config["export"] = {"enabled": True, "layer": None}
+        config["selection"]["enabled"] = False
+
+    message = error_for(without_selection)
+    assert "config key 'export.layer'" in message and "needs selection.enabled: true" in message
+    config = default_config()
+    config["export"] = {"enabled": True, "layer": 3}
+    config["selection"]["enabled"] = False
+    validate_config(config, SCHEMA)  # a configured layer's direction needs no selection
+    assert "config key 'export.layer'" in error_for(lambda c: c.update(export={"layer": -1}))

@@ -18,6 +18,8 @@ MODEL_RULES = (
     "run_interventions",
     "score_candidates",
     "evaluate_direction",
+    "orthogonalize_model",
+    "check_edited_model",
 )
 HEAVY_RULES = ("convert_model", *MODEL_RULES)
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
@@ -46,6 +48,10 @@ def test_dry_run(configfile, tmp_path):
         assert (
             planned["score_candidates"]["resources"]["gpu"] == planned["evaluate_direction"]["resources"]["gpu"] == "1"
         )
+        # the edited model: sized from the model (1.5B parameters), its disk from the checkpoint's size
+        export, check = planned["orthogonalize_model"]["resources"], planned["check_edited_model"]["resources"]
+        assert export["gpu"] == check["gpu"] == "1" and export["mem_mb"] == check["mem_mb"] == "8000"
+        assert export["disk_mb"] == "7000"
 
 
 def test_lint_is_clean():

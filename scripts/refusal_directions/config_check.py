@@ -89,6 +89,12 @@ def _check_cross_references(config: dict) -> None:
         raise ConfigError(f"config key 'models': slug {duplicates[0]!r} is used by more than one model")
     for index, model in enumerate(config["models"]):
         _check_model_files(model, f"models[{index}]")
+    export = config["export"]
+    if export["enabled"] and export["layer"] is None and not config["selection"]["enabled"]:
+        raise ConfigError(
+            "config key 'export.layer': null exports the selected direction, which needs selection.enabled: "
+            "true; enable the selection or give a layer"
+        )
     _check_splits(config)
     for name, dataset in config["datasets"].items():
         source = dataset["source"]
@@ -113,6 +119,8 @@ def _check_splits(config: dict) -> None:
         needs.update(validation="selection", test="the evaluation of the selected direction")
     if config["behaviour"]["enabled"] or config["interventions"]["enabled"]:
         needs["test"] = "the behaviour and intervention experiments"
+    if config["export"]["enabled"]:
+        needs.setdefault("test", "the check of the edited model")
     for name in ("harmful", "harmless"):
         try:
             check_splits(sampled_prompts(config, name), config["splits"], needs)

@@ -7,7 +7,7 @@ enough GPUs to hold it. Estimates, deliberately generous; a model's config entry
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .conditions import BASELINES, EVALUATION, SWEEP
 
@@ -32,10 +32,13 @@ RUNTIME_FACTOR, RUNTIME_PAD_MIN, RUNTIME_MIN = 2.0, 10, 15
 
 @dataclass(frozen=True)
 class Workload:
-    """What a job does with the model: prompt tokens through a forward pass, and generation steps."""
+    """What a job does with the model: prompt tokens through a forward pass, generation steps, and how many
+    times it reads (loads) and writes (saves) the whole weights."""
 
     forward_tokens: int
     decode_steps: int = 0
+    loads: int = 1
+    saves: int = 0
 
 
 def weights_mb(n_params: int, dtype: str) -> float:
@@ -54,11 +57,11 @@ def gpus_needed(n_params: int, dtype: str, gpu_mem_mb: int) -> int:
 
 
 def runtime_minutes(n_params: int, dtype: str, work: Workload) -> int:
-    """Wall time in minutes: loading the weights, the forward passes (2 FLOP per parameter and token) and
-    the generation steps, doubled and padded, rounded up to 5 minutes."""
+    """Wall time in minutes: loading (and saving) the weights, the forward passes (2 FLOP per parameter and
+    token) and the generation steps, doubled and padded, rounded up to 5 minutes."""
     weight_bytes = n_params * BYTES_PER_PARAMETER[dtype]
     seconds = (
-        weight_bytes / LOAD_BYTES_PER_S
+        (work.loads + work.saves) * weight_bytes / LOAD_BYTES_PER_S
         + 2 * n_params * work.forward_tokens / FLOPS
         + work.decode_steps * weight_bytes / BANDWIDTH
     )
@@ -124,4 +127,14 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         "evaluate_direction": passes(
             len(EVALUATION), tested["evaluation"], len(EVALUATION), evaluation["max_new_tokens"]
         ),
+        # The export loads the model and saves the edited copy; its check loads the source and the edited
+        # model one after the other and runs both over the evaluation's test prompts (harmful and harmless).
+        "orthogonalize_model": Workload(0, saves=1),
+        "check_edited_model": replace(passes(0, 2 * tested["evaluation"], 2, evaluation["max_new_tokens"]), loads=2),
     }
+
+
+def export_disk_mb(n_params: int, dtype: str | None) -> int:
+    """Disk of an edited checkpoint: every weight in the saved dtype (float32 when the source's is not
+    known before the job: an upper bound), an LM head of its own counted in the parameters' slack (10%)."""
+    return 1000 * math.ceil(1.1 * weights_mb(n_params, dtype or "float32") / 1000)

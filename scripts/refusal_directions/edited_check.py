@@ -1,0 +1,186 @@
+"""Check the exported edited model against what it claims to be: the source model under directional
+ablation of r by forward hooks (``interventions.ablate_everywhere``, the registry's ``ablation_all``). The
+edited checkpoint is loaded with plain ``transformers`` (AutoModelForCausalLM, AutoTokenizer: no project
+loader, no hooks but the ones that measure), the source through ``ModelJob`` with the hooks, both on the test
+split's harmful and harmless prompts. A difference beyond the tolerances is a bug, never a result: the job
+fails with one line and writes nothing."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import numpy as np
+import torch
+
+from .chat_format import PromptFormat
+from .errors import UserError
+from .execution import ExecutionSettings
+from .forward import ModelRunner
+from .interventions import ablate_everywhere, kl_divergence
+from .jsonio import write_json
+from .model_job import MAIN_SETS, ModelJob, refusal_tokens, split_prompts
+from .modeling import decoder_layers, resolve_device
+from .orthogonalization import export_direction
+from .progress import Progress
+from .refusal_score import refusal_scores
+
+log = logging.getLogger(__name__)
+
+# The largest differences a correct edit shows, by the coarsest dtype involved (the saved checkpoint's and
+# the one both models run in). float32: the edit is exact up to float rounding of the projection (relative
+# 1e-7 per weight), which moves logits by ~1e-6 of their scale and leaves ~1e-7 of the residual stream along
+# r; the bounds leave two orders of margin and still catch any missed writer (a whole write's component) or
+# a still-tied head (logits off by whole units). bfloat16/float16: the edited weights are rounded to 8 (11)
+# significant bits after the edit while the hooks project exactly in the forward pass, so each write keeps
+# ~2^-8 of its norm along r and logits move by ~1e-2 of their scale; a greedy continuation can then flip at a
+# near tie and diverge from there, so most (not all) of them must agree.
+TOLERANCES = {
+    "float32": {"max_relative_logit_difference": 1e-4, "max_refusal_score_difference": 1e-3, "mean_kl": 1e-6,
+                "min_identical_continuations": 1.0, "max_residual_component": 1e-5},
+    "half": {"max_relative_logit_difference": 5e-2, "max_refusal_score_difference": 0.5, "mean_kl": 1e-2,
+             "min_identical_continuations": 0.75, "max_residual_component": 5e-2},
+}  # fmt: skip
+
+
+def tolerances(*dtypes: torch.dtype) -> dict:
+    """The tolerances of the coarsest of ``dtypes``."""
+    return TOLERANCES["float32" if all(dtype == torch.float32 for dtype in dtypes) else "half"]
+
+
+class DirectionComponent:
+    """Forward hooks on the embedding and every decoder block that keep the largest |h . r| / |h| of any
+    position they see (h: the residual stream after that block)."""
+
+    def __init__(self, model, unit: np.ndarray):
+        self.unit = torch.as_tensor(unit, dtype=torch.float32)
+        self.largest = 0.0
+        modules = [model.get_input_embeddings(), *decoder_layers(model)]
+        self.handles = [module.register_forward_hook(self._hook) for module in modules]
+
+    def _hook(self, _module, _inputs, output):
+        hidden = (output[0] if isinstance(output, tuple) else output).float()
+        r = self.unit.to(hidden.device)
+        norm = hidden.norm(dim=-1)
+        ratio = (hidden @ r).abs() / norm
+        ratio = ratio[torch.isfinite(ratio) & (norm > 0)]
+        if ratio.numel():
+            self.largest = max(self.largest, float(ratio.max()))
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _load_edited(folder: str, dtype: torch.dtype, device: torch.device, device_map: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device_map)
+    if device_map is None:
+        model.to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def _run(runner: ModelRunner, ids: dict, max_new_tokens: int, label: str) -> dict:
+    results = {}
+    for name in MAIN_SETS:
+        progress = Progress(f"{label} ({name}): generation and next-token logits", len(ids[name]))
+        results[name] = runner.generate(ids[name], max_new_tokens, progress=progress)
+    return results
+
+
+def compare(edited: dict, ablated: dict, scored_by: list[int]) -> dict:
+    """The figures of the check from each set's (responses, next-token logits) of both models."""
+    logits_e = torch.cat([edited[name][1] for name in MAIN_SETS]).double()
+    logits_a = torch.cat([ablated[name][1] for name in MAIN_SETS]).double()
+    scale = logits_a.abs().amax(-1)
+    relative = ((logits_e - logits_a).abs().amax(-1) / scale).max().item()
+    scores = np.abs(refusal_scores(logits_e, scored_by) - refusal_scores(logits_a, scored_by))
+    kl = kl_divergence(logits_a, logits_e)
+    same = [e == a for name in MAIN_SETS for e, a in zip(edited[name][0], ablated[name][0], strict=True)]
+    return {
+        "max_relative_logit_difference": relative,
+        "max_refusal_score_difference": float(scores.max()),
+        "mean_kl": float(kl.mean()),
+        "identical_continuations": float(np.mean(same)),
+        "n_different_continuations": int(len(same) - sum(same)),
+    }
+
+
+def failures(figures: dict, bounds: dict) -> list[str]:
+    """Each figure beyond its tolerance, as 'name value (tolerance)'."""
+    problems = [
+        f"{name} {figures[name]:.3g} > {bound:g}"
+        for name, bound in bounds.items()
+        if name.startswith(("max_", "mean_")) and not figures[name] <= bound
+    ]
+    identical, least = figures["identical_continuations"], bounds["min_identical_continuations"]
+    if not identical >= least:
+        problems.append(f"identical_continuations {identical:.3g} < {least:g}")
+    return problems
+
+
+def check_edited_model(
+    inputs: dict, outputs: dict, model: dict, evaluation: dict, layer: int | None, execution: ExecutionSettings
+) -> None:
+    """edited_check.json: the edited checkpoint (``inputs['edited']``) against the source model with r
+    ablated by hooks, on the test split (``evaluation``: n_prompts, seed, max_new_tokens)."""
+    unit, direction = export_direction(inputs, layer)
+    job = ModelJob.open(model, inputs)
+    prompts = split_prompts(inputs, "test", evaluation["n_prompts"], evaluation["seed"])
+    ids = {name: job.encode(prompts[name]) for name in MAIN_SETS}
+    max_new_tokens = evaluation["max_new_tokens"]
+    # The source first, freed before the edited model loads: one model in memory at a time.
+    job.load_weights(execution)
+    run_dtype = job.model.dtype
+    with ablate_everywhere(job.model, unit):
+        ablated = _run(job.runner, ids, max_new_tokens, "source model, r ablated by hooks")
+    job.model = job.runner = None
+    gc.collect()
+    device = resolve_device(execution.device)
+    edited_model, edited_tokenizer = _load_edited(inputs["edited"], run_dtype, device, execution.device_map)
+    saved_dtype = _saved_dtype(inputs["edited"])
+    edited_format = PromptFormat(edited_tokenizer, model["prompt_format"], model["system_prompt"], model["id"])
+    for name in MAIN_SETS:
+        if [edited_format.encode(record["text"]) for record in prompts[name]] != ids[name]:
+            raise UserError(f"{inputs['edited']}: its tokenizer encodes the {name} prompts unlike the source's")
+    component = DirectionComponent(edited_model, unit)
+    try:
+        runner = ModelRunner.for_job(edited_model, edited_tokenizer, device, execution)
+        edited = _run(runner, ids, max_new_tokens, "edited model")
+    finally:
+        component.remove()
+    figures = {**compare(edited, ablated, refusal_tokens(inputs)), "max_residual_component": component.largest}
+    bounds = tolerances(run_dtype, saved_dtype)
+    result = {
+        **figures,
+        "tolerances": bounds,
+        "passed": True,
+        "n_prompts": {name: len(ids[name]) for name in MAIN_SETS},
+        "max_new_tokens": max_new_tokens,
+        "run_dtype": str(run_dtype).removeprefix("torch."),
+        "saved_dtype": str(saved_dtype).removeprefix("torch."),
+        "direction": {key: direction[key] for key in ("source", "layer", "position", "method", "sha256")},
+        "split": "test",
+    }
+    log.info("check: %s", {key: figures[key] for key in figures})
+    problems = failures(figures, bounds)
+    if problems:
+        raise UserError(
+            f"the edited model differs from the hook ablation it should equal ({'; '.join(problems)}): "
+            "a bug in the export, not a result"
+        )
+    write_json(outputs["check"], result)
+
+
+def _saved_dtype(folder: str) -> torch.dtype:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype

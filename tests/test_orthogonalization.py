@@ -1,0 +1,238 @@
+"""The edited model (orthogonalization.py): a tiny random Llama-style model with tied embeddings and biases
+on every residual-stream writer, exported, reloaded with plain transformers in a fresh process, equals the
+source model under hook ablation; and the export's bad inputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from refusal_directions import orthogonalization
+from refusal_directions.edited_check import DirectionComponent, compare, failures, tolerances
+from refusal_directions.errors import UserError
+from refusal_directions.execution import ExecutionSettings
+from refusal_directions.interventions import ablate_everywhere
+from refusal_directions.modeling import load_model
+from refusal_directions.orthogonalization import export_direction, export_edited_model
+
+from conftest import build_tiny_model
+
+N_LAYERS, HIDDEN = 3, 32
+PROMPTS = [[1, 5, 9, 40, 77, 3], [1, 8, 8, 120, 200, 31, 60], [1, 300, 12]]
+NEW_TOKENS = 8
+
+
+@pytest.fixture(scope="module")
+def biased_tied_model(tmp_path_factory) -> Path:
+    """Tied embeddings, and a bias on every attention projection (o_proj included) and MLP projection
+    (down_proj included), drawn at random, as the norms' gains are (transformers initialises biases to zero and
+    gains to one: with unit gains the final norm keeps the residual stream orthogonal to r, and an LM head
+    edited along with the embedding would go unnoticed)."""
+    from transformers import AutoModelForCausalLM
+
+    folder = build_tiny_model(
+        tmp_path_factory.mktemp("models") / "biased-tied", n_layers=N_LAYERS, hidden_size=HIDDEN,
+        tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):
+                parameter.copy_(torch.randn_like(parameter))
+            elif "norm" in name:
+                parameter.copy_(1 + 0.5 * torch.randn_like(parameter))
+    assert (
+        model.model.layers[0].self_attn.o_proj.bias is not None and model.model.layers[0].mlp.down_proj.bias is not None
+    )
+    model.save_pretrained(folder)
+    return folder
+
+
+def spec_of(folder: Path) -> dict:
+    return {"id": str(folder), "revision": None, "package": None, "gguf_file": None, "trust_remote_code": False,
+            "dtype": "float32", "prompt_format": "chat", "system_prompt": None}  # fmt: skip
+
+
+def direction_inputs(folder: Path, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """A selected direction (safetensors with its layer and position), its summary and a manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    direction = np.random.default_rng(seed).normal(size=HIDDEN).astype(np.float32) * 5
+    unit = direction / np.linalg.norm(direction)
+    metadata = {"refusal_directions": json.dumps({"layer": 1, "position": -1})}
+    save_file({"direction": direction, "unit": unit}, str(folder / "selected.safetensors"), metadata=metadata)
+    save_file({"unit_directions": np.stack([unit] * N_LAYERS)}, str(folder / "directions.safetensors"))
+    (folder / "selected.json").write_text(json.dumps({"method": "refusal_score", "layer": 1}))
+    (folder / "manifest.json").write_text(json.dumps({"n_layers": N_LAYERS, "weights_revision": "sha256:abc"}))
+    inputs = {"direction": str(folder / "selected.safetensors"), "selection": str(folder / "selected.json"),
+              "manifest": str(folder / "manifest.json")}  # fmt: skip
+    return inputs, unit.astype(np.float64)
+
+
+def export(source: Path, tmp_path: Path, **settings) -> tuple[Path, np.ndarray]:
+    inputs, unit = direction_inputs(tmp_path / "inputs")
+    edited = tmp_path / "results" / "edited"
+    export_edited_model(inputs, {"edited": str(edited)}, spec_of(source), {"dtype": None, "layer": None, **settings},
+                        ExecutionSettings(device="cpu"))  # fmt: skip
+    return edited, unit
+
+
+# Run in a fresh interpreter: plain transformers only (no project code), as a user of the checkpoint would.
+PLAIN_RELOAD = """
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, prompts, unit, new_tokens = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+AutoTokenizer.from_pretrained(folder)
+r = torch.tensor(unit, dtype=torch.float32)
+largest = [0.0]
+def measure(_module, _inputs, output):
+    hidden = output[0] if isinstance(output, tuple) else output
+    largest[0] = max(largest[0], float(((hidden @ r).abs() / hidden.norm(dim=-1)).max()))
+for module in [model.get_input_embeddings(), *model.model.layers]:
+    module.register_forward_hook(measure)
+logits, continuations = [], []
+with torch.no_grad():
+    for ids in prompts:
+        x = torch.tensor([ids])
+        logits.append(model(x).logits[0, -1].tolist())
+        out = model.generate(x, max_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+        continuations.append(out[0, len(ids):].tolist())
+print(json.dumps({"logits": logits, "continuations": continuations, "residual": largest[0],
+                  "tied": model.config.tie_word_embeddings}))
+"""
+
+
+def plain_reload(edited: Path, unit: np.ndarray) -> dict:
+    arguments = [str(edited), json.dumps(PROMPTS), json.dumps(unit.tolist()), str(NEW_TOKENS)]
+    result = subprocess.run([sys.executable, "-c", PLAIN_RELOAD, *arguments], capture_output=True, text=True,
+                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def hook_ablation(source: Path, unit: np.ndarray) -> dict:
+    model = load_model(str(source), None, spec_of(source), torch.device("cpu"), torch.float32)
+    logits, continuations = [], []
+    with torch.no_grad(), ablate_everywhere(model, unit):
+        for ids in PROMPTS:
+            x = torch.tensor([ids])
+            logits.append(model(x).logits[0, -1].tolist())
+            out = model.generate(x, max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+            continuations.append(out[0, len(ids) :].tolist())
+    return {"logits": logits, "continuations": continuations}
+
+
+def relative_logit_difference(edited: dict, ablated: dict) -> float:
+    e, a = np.array(edited["logits"]), np.array(ablated["logits"])
+    return float((np.abs(e - a).max(-1) / np.abs(a).max(-1)).max())
+
+
+def test_the_plain_reload_equals_the_hook_ablation(biased_tied_model, tmp_path):
+    edited, unit = export(biased_tied_model, tmp_path)
+    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "README.md"} <= {
+        path.name for path in edited.iterdir()
+    }
+    reloaded, ablated = plain_reload(edited, unit), hook_ablation(biased_tied_model, unit)
+    assert reloaded["tied"] is False
+    assert relative_logit_difference(reloaded, ablated) <= 1e-4
+    assert reloaded["continuations"] == ablated["continuations"]
+    assert reloaded["residual"] <= 1e-5
+    # the edit changed the model: without ablation, the source gives other logits
+    plain = load_model(str(biased_tied_model), None, spec_of(biased_tied_model), torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        source_logits = [plain(torch.tensor([ids])).logits[0, -1].tolist() for ids in PROMPTS]
+    assert relative_logit_difference({"logits": source_logits}, ablated) > 1e-3
+    card = (edited / "README.md").read_text()
+    assert "sha256:abc" in card and "| layer | 1 |" in card and "refusal_score" in card
+    assert not [path for path in edited.parent.iterdir() if path.name.startswith(".edited")]
+
+
+def test_a_head_left_tied_fails_the_comparison(biased_tied_model, tmp_path, monkeypatch):
+    """Without untying, orthogonalizing the embedding edits the LM head too: the logits leave the tolerance."""
+    monkeypatch.setattr(orthogonalization, "untie_lm_head", lambda model: False)
+    edited, unit = export(biased_tied_model, tmp_path)
+    reloaded, ablated = plain_reload(edited, unit), hook_ablation(biased_tied_model, unit)
+    assert reloaded["tied"] is True
+    assert relative_logit_difference(reloaded, ablated) > 1e-4
+
+
+def test_a_half_precision_export_saves_that_dtype(biased_tied_model, tmp_path):
+    edited, _ = export(biased_tied_model, tmp_path, dtype="bfloat16")
+    config = json.loads((edited / "config.json").read_text())
+    assert config["dtype"] == "bfloat16" and config["tie_word_embeddings"] is False
+
+
+def test_a_layer_outside_the_model_fails_before_loading(tmp_path, monkeypatch):
+    inputs, _ = direction_inputs(tmp_path / "inputs")
+    inputs["direction"] = inputs["direction"].replace("selected", "directions")
+    assert export_direction(inputs, 2)[1]["layer"] == 2
+
+    def no_loading(*arguments, **settings):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(orthogonalization, "load_model", no_loading)
+    with pytest.raises(UserError, match=r"export.layer: 3 is outside the model \(layers 0-2\)"):
+        export_edited_model(inputs, {"edited": str(tmp_path / "edited")}, spec_of(tmp_path),
+                            {"dtype": None, "layer": 3}, ExecutionSettings(device="cpu"))  # fmt: skip
+
+
+def test_too_little_disk_space_fails_before_writing(biased_tied_model, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 2**20, 2**20))
+    with pytest.raises(UserError, match="GiB free, the edited checkpoint needs about"):
+        export(biased_tied_model, tmp_path)
+    assert not (tmp_path / "results" / "edited").exists()
+    assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_an_interrupted_export_leaves_nothing_at_the_final_path(biased_tied_model, tmp_path, monkeypatch):
+    from transformers import PreTrainedTokenizerBase
+
+    def interrupted(*arguments, **settings):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export(biased_tied_model, tmp_path)
+    assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_the_check_flags_a_mismatch():
+    logits = torch.randn(4, 50) * 5
+    responses = ["a", "b"]
+    same = {"harmful": (responses, logits[:2]), "harmless": (responses, logits[2:])}
+    figures = {**compare(same, same, [3, 7]), "max_residual_component": 0.0}
+    assert figures["max_relative_logit_difference"] == 0 and figures["identical_continuations"] == 1
+    assert failures(figures, tolerances(torch.float32)) == []
+    moved = {"harmful": (["a", "c"], logits[:2] * 1.2), "harmless": (responses, logits[2:])}
+    problems = failures({**compare(moved, same, [3, 7]), "max_residual_component": 1e-3}, tolerances(torch.float32))
+    assert {problem.split()[0] for problem in problems} == {
+        "max_relative_logit_difference", "max_refusal_score_difference", "mean_kl", "max_residual_component",
+        "identical_continuations",
+    }  # fmt: skip
+    assert tolerances(torch.float32, torch.bfloat16) == tolerances(torch.bfloat16)
+
+
+def test_the_direction_component_hook_measures_the_largest_ratio():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2)).eval()  # fmt: skip
+    unit = np.eye(16)[0]
+    component = DirectionComponent(model, unit)
+    with torch.no_grad():
+        model(torch.tensor([[1, 2, 3]]))
+    component.remove()
+    assert 0 < component.largest <= 1
