@@ -153,6 +153,7 @@ def test_the_plain_reload_equals_the_hook_ablation(biased_tied_model, tmp_path):
     card = (edited / "README.md").read_text()
     assert "sha256:abc" in card and "| layer | 1 |" in card and "refusal_score" in card
     assert not [path for path in edited.parent.iterdir() if path.name.startswith(".edited")]
+    assert edited.stat().st_mode & 0o755 == 0o755  # readable by others, as save_pretrained's files are
 
 
 def test_a_head_left_tied_fails_the_comparison(biased_tied_model, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -218,6 +219,12 @@ def model_card(spec: dict, manifest: dict, direction: dict, dtype: torch.dtype) 
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _saved_dtype(model, requested: str | None) -> torch.dtype:
     if requested:
         return DTYPES[requested]
@@ -247,6 +254,7 @@ def export_edited_model(inputs: dict, outputs: dict, model: dict, export: dict, 
     source.to(saved_dtype)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; the checkpoint is not
         source.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(model_card(model, manifest, direction, saved_dtype))
