@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+from refusal_directions.conditions import MAIN_SETS
 from refusal_directions.config_check import ConfigError, looks_like_a_path, validate_config
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.integrity import damaged_files, read_manifest
@@ -34,7 +35,6 @@ except ConfigError as error:
 # params whatever the key order in the YAML.
 MODELS = {model["slug"]: canonical(model) for model in config["models"]}
 DATASETS = canonical(config["datasets"])
-MAIN_DATASETS = ["harmful", "harmless"]
 # Every model sees the same sampled prompts of every configured dataset (sorted: YAML order is not data).
 USED_DATASETS = sorted(DATASETS)
 CONTROL = canonical(config["control"])
@@ -234,7 +234,7 @@ def converted_model(wildcards):
 def formatted_prompts(wildcards):
     """The main contrast's prompts as the model saw them (written by the extraction checkpoint)."""
     written = dict(zip(USED_DATASETS, rules.extract_activations.output.prompts, strict=True))
-    return [written[name] for name in MAIN_DATASETS]
+    return [written[name] for name in MAIN_SETS]
 
 
 def generation_inputs(wildcards):

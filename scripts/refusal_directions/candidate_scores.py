@@ -81,9 +81,9 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
              layers, cosmic)  # fmt: skip
     bypass, induce = CONDITIONS[BYPASS], CONDITIONS[INDUCE]
 
-    def measure(condition: Condition, label: str, vectors: InterventionVectors | None = None, prompt_set=None):
-        """Logits and last-position states of ``condition``'s prompts (or ``prompt_set``'s) under its hooks."""
-        name = prompt_set or condition.prompt_set
+    def measure(condition: Condition, label: str, vectors: InterventionVectors | None = None):
+        """Logits and last-position states of ``condition``'s prompts under its hooks."""
+        name = condition.prompt_set
         with condition_hooks(condition, job.model, vectors):
             return runner.last_states(prompts[name], Progress(f"{label} ({name})", len(prompts[name])))
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 HARMFUL, HARMLESS = "harmful", "harmless"
+# The main contrast's sets: the prompts the model jobs after the extraction run, and the only sets whose
+# post-instruction positions the extraction keeps.
+MAIN_SETS = (HARMFUL, HARMLESS)
 
 # How a condition changes the model (hooks for the duration of a run).
 NO_CHANGE = "none"

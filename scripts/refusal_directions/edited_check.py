@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from .chat_format import PromptFormat
+from .conditions import MAIN_SETS
 from .errors import UserError
 from .execution import ExecutionSettings
 from .forward import ModelRunner
 from .interventions import ablate_everywhere, kl_divergence
 from .jsonio import write_json
-from .model_job import MAIN_SETS, ModelJob, refusal_tokens, split_prompts
+from .model_job import ModelJob, refusal_tokens, split_prompts
 from .modeling import decoder_layers, resolve_device
 from .orthogonalization import export_direction
 from .progress import Progress

@@ -12,11 +12,12 @@ import pandas as pd
 
 from .activations import REFUSAL_SCORES, ActivationWriter, write_manifest, write_whole
 from .chat_format import PromptFormat, formatted_prompt_sets
+from .conditions import MAIN_SETS
 from .errors import UserError
 from .execution import ExecutionSettings
 from .forward import ModelRunner, PositionRecorder
 from .jsonio import write_jsonl
-from .model_job import MAIN_SETS, ModelJob
+from .model_job import ModelJob
 from .modeling import context_length, decoder_layers, weights_revision
 from .progress import Progress
 from .refusal_score import refusal_scores, refusal_token_ids

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .conditions import ABLATION_AT_LAYER, ABLATION_EVERYWHERE, ADDITION_AT_LAYER, Condition, InterventionVectors
+from .errors import UserError
 from .modeling import decoder_layers
 
 
@@ -43,21 +44,29 @@ def _add(vector: torch.Tensor):
     return hook
 
 
-def _sublayer(block, names: tuple[str, ...]):
+# A block's sub-modules that write into the residual stream, by the names architectures give them.
+ATTENTION = ("self_attn", "attn", "attention")
+MLP = ("mlp", "feed_forward")
+
+
+def sublayer(module, names: tuple[str, ...], what: str):
+    """The first of ``names`` that ``module`` has: an architecture without any is not supported."""
     for name in names:
-        if hasattr(block, name):
-            return getattr(block, name)
-    raise ValueError(f"{type(block).__name__} has none of the sub-modules {names}")
+        child = getattr(module, name, None)
+        if child is not None:
+            return child
+    raise UserError(f"cannot find the {what} of {type(module).__name__} (looked for {', '.join(names)})")
+
+
+def block_writers(model) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+    """Each decoder block's attention and MLP: the sub-modules whose outputs it adds to the residual stream."""
+    return [(sublayer(block, ATTENTION, "attention"), sublayer(block, MLP, "MLP")) for block in decoder_layers(model)]
 
 
 def residual_writers(model) -> list[torch.nn.Module]:
     """Every module that writes into the residual stream: the token embedding and each block's attention
     and MLP."""
-    writers = [model.get_input_embeddings()]
-    for block in decoder_layers(model):
-        writers.append(_sublayer(block, ("self_attn", "attn", "attention")))
-        writers.append(_sublayer(block, ("mlp", "feed_forward")))
-    return writers
+    return [model.get_input_embeddings(), *(writer for writers in block_writers(model) for writer in writers)]
 
 
 @contextmanager

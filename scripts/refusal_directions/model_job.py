@@ -9,16 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .chat_format import PromptFormat
+from .conditions import MAIN_SETS
 from .execution import ExecutionSettings
 from .forward import ModelRunner
 from .jsonio import read_json
 from .modeling import load_job_model, load_tokenizer, model_location
 from .sampling import prompt_subsets
 from .splits import read_split
-
-# The main contrast's sets: the prompts the model jobs after the extraction run, and the only sets whose
-# post-instruction positions the extraction keeps.
-MAIN_SETS = ("harmful", "harmless")
 
 
 @dataclass

@@ -24,18 +24,16 @@ from safetensors.numpy import load_file
 from .errors import UserError
 from .execution import ExecutionSettings
 from .integrity import file_sha256
+from .interventions import block_writers, sublayer
 from .jsonio import read_json
-from .modeling import DTYPES, decoder_layers, load_model, model_location, resolve_device
+from .modeling import DTYPES, load_model, model_location, resolve_device
 from .progress import Progress
 
 log = logging.getLogger(__name__)
 
-# The sub-modules that write a block's output into the residual stream, by the names architectures use
-# (the same blocks and sub-modules as interventions.residual_writers), and the linear layer inside each
-# whose output is the sub-module's output.
-ATTENTION = ("self_attn", "attn", "attention")
+# The linear layer inside a block's attention and inside its MLP (interventions.block_writers) whose output
+# is that sub-module's write to the residual stream, by the names architectures give it.
 ATTENTION_OUTPUT = ("o_proj", "out_proj", "dense")
-MLP = ("mlp", "feed_forward")
 MLP_OUTPUT = ("down_proj", "w2", "fc2", "dense_4h_to_h")
 # Room kept free beyond the checkpoint's estimated size (tokenizer files, safetensors headers, the card).
 DISK_MARGIN_BYTES = 64 * 2**20
@@ -95,24 +93,14 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     return unit / norm, {**info, "sha256": file_sha256(path)}
 
 
-def _named_child(module, names: tuple[str, ...], what: str):
-    for name in names:
-        child = getattr(module, name, None)
-        if child is not None:
-            return child
-    raise UserError(f"cannot find the {what} of {type(module).__name__} (looked for {', '.join(names)})")
-
-
 def residual_projections(model) -> list[torch.nn.Linear]:
     """Each block's attention output projection and MLP down projection: the linear layers whose outputs
     are the block's writes to the residual stream."""
     projections = []
-    for block in decoder_layers(model):
-        attention = _named_child(block, ATTENTION, "attention")
-        mlp = _named_child(block, MLP, "MLP")
+    for attention, mlp in block_writers(model):
         for parent, names, what in ((attention, ATTENTION_OUTPUT, "attention output projection"),
                                     (mlp, MLP_OUTPUT, "MLP down projection")):  # fmt: skip
-            linear = _named_child(parent, names, what)
+            linear = sublayer(parent, names, what)
             if not isinstance(linear, torch.nn.Linear):
                 raise UserError(f"{type(linear).__name__} in {type(model).__name__} is not a linear layer")
             projections.append(linear)
