@@ -20,6 +20,7 @@ include: "rules/behaviour.smk"
 include: "rules/interventions.smk"
 include: "rules/selection.smk"
 include: "rules/export.smk"
+include: "rules/capability.smk"
 include: "rules/report.smk"
 include: "rules/compare.smk"
 include: "rules/targets.smk"
@@ -29,6 +30,7 @@ include: "rules/targets.smk"
 localrules:
     all,
     download_dataset,
+    download_capability_texts,
 
 
 rule all:

@@ -52,6 +52,9 @@ rule check_edited_model:
         edited=rules.orthogonalize_model.output.edited,
     output:
         check="results/{model}/edited_check.json",
+        # The edited model as a condition of the evaluation (summarize_evaluation reads them).
+        generations="results/{model}/edited_generations.jsonl",
+        kl="results/{model}/edited_kl.csv",
     log:
         "results/logs/check_edited_model/{model}.log",
     benchmark:

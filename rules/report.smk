@@ -13,6 +13,11 @@ BRANCH_REPORT_INPUTS = {
         "evaluation": rules.summarize_evaluation.output.table,
         "evaluation_labels": rules.summarize_evaluation.output.labels,
     },
+    "export": {"edited_check": rules.check_edited_model.output.check},
+    "capability": {
+        "capability": rules.summarize_capability.output.table,
+        "capability_figure": rules.plot_capability.output.figure,
+    },
 }
 REPORT_BRANCH_INPUTS = {
     key: path

@@ -1,5 +1,11 @@
 # Each step's params hold only the selection settings it depends on.
 SELECTION = canonical(config["selection"])
+# The edited model's responses and KL (its check, rules/export.smk), a condition of the evaluation when
+# the export runs.
+EDITED_CONDITION = {
+    key: [f"results/{{model}}/edited_{name}"] if config["export"]["enabled"] else []
+    for key, name in (("generations", "generations.jsonl"), ("kl", "kl.csv"))
+}
 
 
 rule compute_candidates:
@@ -124,8 +130,8 @@ rule evaluate_direction:
 
 rule summarize_evaluation:
     input:
-        generations=rules.evaluate_direction.output.generations,
-        kl=rules.evaluate_direction.output.kl,
+        generations=[rules.evaluate_direction.output.generations, *EDITED_CONDITION["generations"]],
+        kl=[rules.evaluate_direction.output.kl, *EDITED_CONDITION["kl"]],
     output:
         labels="results/{model}/selection/evaluation_labels.csv",
         table=report(

@@ -11,17 +11,26 @@ BRANCHES = {
         "evaluate_direction",
         "summarize_evaluation",
     ),
-    "export": ("orthogonalize_model", "check_edited_model"),
+    "export": ("orthogonalize_model", "check_edited_model", "measure_edited_capability"),
+    "capability": (
+        "download_capability_texts",
+        "measure_capability",
+        "measure_edited_capability",
+        "summarize_capability",
+        "plot_capability",
+    ),
 }
+# Rules of an enabled branch that a setting leaves out.
+UNUSED = {"download_capability_texts"} if config["capability"]["texts"] is None else set()
 
 
 def final_outputs():
     """Every file the workflow writes whose name is known before the extraction runs: the outputs of every
-    rule (but those of a disabled branch), for every model, dataset and GGUF conversion. A target that goes
+    rule (but those of a disabled branch, and those a setting leaves out), for every model, dataset and GGUF conversion. A target that goes
     missing is rebuilt; an intermediate file that is not a target would not be once the files after it
     exist. Files per layer are named once the extraction has run: per_layer_targets."""
     values = {"model": list(MODELS), "dataset": USED_DATASETS, "conversion": list(CONVERSIONS)}
-    disabled = {
+    disabled = UNUSED | {
         name
         for branch, names in BRANCHES.items()
         if not config[branch]["enabled"]

@@ -1,4 +1,4 @@
-"""Snakemake entry for rule download_dataset."""
+"""Snakemake entry for rules download_dataset and download_capability_texts."""
 
 from refusal_directions.runlog import job_arguments, rule_log
 

@@ -78,6 +78,35 @@ DEFAULT_RUN_PROMPTS = 16
 
 
 @pytest.fixture(scope="session")
+def biased_tied_model(tmp_path_factory) -> Path:
+    """Tied embeddings, and a bias on every attention projection (o_proj included) and MLP projection
+    (down_proj included), drawn at random, as the norms' gains are (transformers initialises biases to zero and
+    gains to one: with unit gains the final norm keeps the residual stream orthogonal to r, and an LM head
+    edited along with the embedding would go unnoticed)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = build_tiny_model(
+        tmp_path_factory.mktemp("models") / "biased-tied", n_layers=3, hidden_size=32,
+        tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):
+                parameter.copy_(torch.randn_like(parameter))
+            elif "norm" in name:
+                parameter.copy_(1 + 0.5 * torch.randn_like(parameter))
+    assert (
+        model.model.layers[0].self_attn.o_proj.bias is not None and model.model.layers[0].mlp.down_proj.bias is not None
+    )
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def default_run(tmp_path_factory) -> Path:
     """The shipped default config (embedded SmolLM2, control contrast, behaviour and interventions on),
     finished in a temporary folder with 16 prompts per set instead of 256: shared by the tests of the real

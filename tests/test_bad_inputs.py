@@ -122,6 +122,22 @@ def test_missing_file_wrong_column_blank_file_too_few_prompts(tmp_path, tiny_mod
     assert no_outputs(tmp_path, "prompts/harmful.jsonl")
 
 
+@pytest.mark.parametrize(
+    "content, expected",
+    [(b"\n  \n", "holds no usable texts"), ("Le café\n".encode("latin-1"), "is not valid utf-8: byte 0xe9 at line 1")],
+    ids=["empty", "not utf-8"],
+)  # fmt: skip
+def test_bad_capability_texts_stop_before_any_model_job(tmp_path, tiny_model, content, expected):
+    texts = tmp_path / "data" / "pile.txt"
+    texts.parent.mkdir(parents=True, exist_ok=True)
+    texts.write_bytes(content)
+    config = tiny_config(tmp_path, tiny_model, n_samples=20, selection={"enabled": True},
+                         capability={"enabled": True, "texts": {"source": str(texts)}})  # fmt: skip
+    error = refused(tmp_path, config)
+    assert str(texts) in error and expected in error
+    assert no_outputs(tmp_path, "capability_texts.jsonl", "tiny/activations")
+
+
 def test_offline_hub_dataset(tmp_path, tiny_model):
     config = tiny_config(tmp_path, tiny_model)
     config["datasets"]["harmful"] = {"source": "hf://no-such-org/no-such-dataset"}

@@ -94,6 +94,19 @@ def test_exporting_the_selected_direction_needs_the_selection():
     assert "config key 'export.layer'" in message and "needs selection.enabled: true" in message
     config = default_config()
     config["export"] = {"enabled": True, "layer": 3}
-    config["selection"]["enabled"] = False
+    config["selection"]["enabled"] = config["capability"]["enabled"] = False
     validate_config(config, SCHEMA)  # a configured layer's direction needs no selection
     assert "config key 'export.layer'" in error_for(lambda c: c.update(export={"layer": -1}))
+
+
+def test_the_capability_cost_needs_the_selection_and_an_existing_text_file():
+    message = error_for(lambda c: c["selection"].update(enabled=False))
+    assert message.startswith("config key 'capability.enabled'") and "needs selection.enabled: true" in message
+    message = error_for(lambda c: c["capability"].update(texts={"source": "data/no-such-pile.jsonl"}))
+    assert message == "config key 'capability.texts.source': dataset file data/no-such-pile.jsonl does not exist"
+    message = error_for(lambda c: c["capability"].update(texts={"source": "data/harmless.txt", "encoding": "utf-9"}))
+    assert message == "config key 'capability.texts.encoding': unknown encoding 'utf-9'"
+    config = default_config()
+    config["capability"]["texts"] = {"source": "hf://tatsu-lab/alpaca", "text_column": "output"}
+    # a Hub dataset is checked when it is read
+    assert validate_config(config, SCHEMA)["capability"]["texts"]["split"] == "train"

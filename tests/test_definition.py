@@ -20,6 +20,8 @@ MODEL_RULES = (
     "evaluate_direction",
     "orthogonalize_model",
     "check_edited_model",
+    "measure_capability",
+    "measure_edited_capability",
 )
 HEAVY_RULES = ("convert_model", *MODEL_RULES)
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
@@ -52,6 +54,11 @@ def test_dry_run(configfile, tmp_path):
         export, check = planned["orthogonalize_model"]["resources"], planned["check_edited_model"]["resources"]
         assert export["gpu"] == check["gpu"] == "1" and export["mem_mb"] == check["mem_mb"] == "8000"
         assert export["disk_mb"] == "7000"
+        # the capability cost: the hook conditions and the edited model, each sized from the model
+        for rule in ("measure_capability", "measure_edited_capability"):
+            resources = planned[rule]["resources"]
+            assert resources["gpu"] == "1" and resources["mem_mb"] == "8000" and int(resources["runtime"]) >= 15
+        assert {"download_capability_texts", "summarize_capability", "plot_capability"} <= set(planned)
 
 
 def test_lint_is_clean():

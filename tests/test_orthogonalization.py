@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.numpy import save_file
+from edited_models import NEW_TOKENS, PROMPTS, direction_inputs, export, spec_of
 
 from refusal_directions import orthogonalization
 from refusal_directions.edited_check import DirectionComponent, compare, failures, tolerances
@@ -19,69 +19,6 @@ from refusal_directions.execution import ExecutionSettings
 from refusal_directions.interventions import ablate_everywhere
 from refusal_directions.modeling import load_model
 from refusal_directions.orthogonalization import export_direction, export_edited_model
-
-from conftest import build_tiny_model
-
-N_LAYERS, HIDDEN = 3, 32
-PROMPTS = [[1, 5, 9, 40, 77, 3], [1, 8, 8, 120, 200, 31, 60], [1, 300, 12]]
-NEW_TOKENS = 8
-
-
-@pytest.fixture(scope="module")
-def biased_tied_model(tmp_path_factory) -> Path:
-    """Tied embeddings, and a bias on every attention projection (o_proj included) and MLP projection
-    (down_proj included), drawn at random, as the norms' gains are (transformers initialises biases to zero and
-    gains to one: with unit gains the final norm keeps the residual stream orthogonal to r, and an LM head
-    edited along with the embedding would go unnoticed)."""
-    from transformers import AutoModelForCausalLM
-
-    folder = build_tiny_model(
-        tmp_path_factory.mktemp("models") / "biased-tied", n_layers=N_LAYERS, hidden_size=HIDDEN,
-        tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
-    )  # fmt: skip
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(".bias"):
-                parameter.copy_(torch.randn_like(parameter))
-            elif "norm" in name:
-                parameter.copy_(1 + 0.5 * torch.randn_like(parameter))
-    assert (
-        model.model.layers[0].self_attn.o_proj.bias is not None and model.model.layers[0].mlp.down_proj.bias is not None
-    )
-    model.save_pretrained(folder)
-    return folder
-
-
-def spec_of(folder: Path) -> dict:
-    return {"id": str(folder), "revision": None, "package": None, "gguf_file": None, "trust_remote_code": False,
-            "dtype": "float32", "prompt_format": "chat", "system_prompt": None}  # fmt: skip
-
-
-def direction_inputs(folder: Path, seed: int = 0) -> tuple[dict, np.ndarray]:
-    """A selected direction (safetensors with its layer and position), its summary and a manifest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    direction = np.random.default_rng(seed).normal(size=HIDDEN).astype(np.float32) * 5
-    unit = direction / np.linalg.norm(direction)
-    metadata = {"refusal_directions": json.dumps({"layer": 1, "position": -1})}
-    save_file({"direction": direction, "unit": unit}, str(folder / "selected.safetensors"), metadata=metadata)
-    save_file({"unit_directions": np.stack([unit] * N_LAYERS)}, str(folder / "directions.safetensors"))
-    (folder / "selected.json").write_text(json.dumps({"method": "refusal_score", "layer": 1}))
-    (folder / "manifest.json").write_text(json.dumps({"n_layers": N_LAYERS, "weights_revision": "sha256:abc"}))
-    inputs = {"direction": str(folder / "selected.safetensors"), "selection": str(folder / "selected.json"),
-              "manifest": str(folder / "manifest.json")}  # fmt: skip
-    return inputs, unit.astype(np.float64)
-
-
-def export(source: Path, tmp_path: Path, **settings) -> tuple[Path, np.ndarray]:
-    inputs, unit = direction_inputs(tmp_path / "inputs")
-    edited = tmp_path / "results" / "edited"
-    export_edited_model(inputs, {"edited": str(edited)}, spec_of(source), {"dtype": None, "layer": None, **settings},
-                        ExecutionSettings(device="cpu"))  # fmt: skip
-    return edited, unit
-
 
 # Run in a fresh interpreter: plain transformers only (no project code), as a user of the checkpoint would.
 PLAIN_RELOAD = """

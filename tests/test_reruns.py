@@ -19,9 +19,12 @@ MODEL_JOBS = {"convert_model", "extract_activations", "generate_responses", "run
               "evaluate_direction"}  # fmt: skip
 TABLES = {"aggregate_layers": 1, "plot_directions": 1, "write_report": 1, "compare_models": 1, "all": 1}
 STATISTICS = {"layer_stats": N_LAYERS, **TABLES}
-INTERVALS = {"behaviour_analysis": 1, "summarize_interventions": 1, "summarize_evaluation": 1}
+# The capability cost: the cross-entropy of the evaluation's conditions, its table and its figure.
+CAPABILITY = {"measure_capability": 1, "summarize_capability": 1, "plot_capability": 1}
+INTERVALS = {"behaviour_analysis": 1, "summarize_interventions": 1, "summarize_evaluation": 1,
+             "summarize_capability": 1, "plot_capability": 1}  # fmt: skip
 SELECTION = {"score_candidates": 1, "select_direction": 1, "plot_selection": 1, "evaluate_direction": 1,
-             "summarize_evaluation": 1, "compare_models": 1}  # fmt: skip
+             "summarize_evaluation": 1, "compare_models": 1, **CAPABILITY}  # fmt: skip
 READERS_OF_SPLITS = {
     "compute_directions": 1,
     "compute_candidates": 1,
@@ -104,12 +107,13 @@ def test_control_contrast_reruns_statistics_directions_and_their_readers(run):
         "summarize_interventions": 1,
         "evaluate_direction": 1,
         "summarize_evaluation": 1,
+        **CAPABILITY,  # the control direction is a condition there too
         "behaviour_analysis": 1,
     }
 
 
 FIGURES = {"plot_directions": 1, "behaviour_analysis": 1, "summarize_interventions": 1, "plot_selection": 1,
-           "write_report": 1, "all": 1}  # fmt: skip
+           "plot_capability": 1, "write_report": 1, "all": 1}  # fmt: skip
 
 
 def test_plot_dpi_reruns_figures_and_report_only(run):
@@ -145,7 +149,10 @@ def test_what_the_extraction_keeps_reruns_it(run, change):
         ({"layer_stride": 5}, SELECTION),
         ({"kl_max": 0.05}, {**SELECTION, "score_candidates": 0}),
         ({"method": "cosmic"}, {**SELECTION, "score_candidates": 0}),
-        ({"evaluation": {"n_prompts": 4, "max_new_tokens": 8}}, {"evaluate_direction": 1, "summarize_evaluation": 1}),
+        (
+            {"evaluation": {"n_prompts": 4, "max_new_tokens": 8}},
+            {"evaluate_direction": 1, "summarize_evaluation": 1, **CAPABILITY},
+        ),  # fmt: skip
     ],
     ids=["layer_stride", "threshold", "method", "evaluation"],
 )
@@ -171,7 +178,7 @@ def test_a_threshold_that_keeps_the_choice_skips_the_evaluation(run):
     evaluated = (selection / "evaluation_kl.csv").stat().st_mtime_ns
     result = run_workflow(run, config)
     ran = counts(planned_jobs(result))
-    assert ran["select_direction"] == 1 and "evaluate_direction" not in ran, ran
+    assert ran["select_direction"] == 1 and not {"evaluate_direction", "measure_capability"} & set(ran), ran
     assert (selection / "selected_direction.safetensors").read_bytes() == direction
     assert (selection / "evaluation_kl.csv").stat().st_mtime_ns == evaluated
     assert dry_run(run, config) == []
@@ -220,6 +227,7 @@ def test_dataset_edit_reruns_from_its_download(run):
                 "behaviour_analysis": 1,
                 "summarize_interventions": 1,
                 "summarize_evaluation": 1,
+                "plot_capability": 1,
                 "write_report": 1,
                 "all": 1,
             },
@@ -241,6 +249,22 @@ def test_branch_settings_rerun_their_branch_only(run, change, expected):
         change(config)
 
     assert counts(dry_run_after(run, apply)) == expected
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["capability"].update(n_tokens=100), {}),  # no generic text: nothing to bound
+        (
+            lambda c: c["capability"].update(texts={"source": "data/harmless_questions.txt"}),
+            {"download_capability_texts": 1, **CAPABILITY, "write_report": 1, "all": 1},
+        ),
+        (lambda c: c["capability"].update(enabled=False), {"write_report": 1, "all": 1}),
+    ],
+    ids=["n_tokens", "texts", "enabled"],
+)
+def test_capability_settings_rerun_the_capability_jobs_only(run, change, expected):
+    assert counts(dry_run_after(run, change)) == expected
 
 
 def resize_model(config):

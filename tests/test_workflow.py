@@ -7,11 +7,22 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from safetensors.numpy import load_file
 
-from refusal_directions.conditions import CONDITIONS, EVALUATION
+from refusal_directions.conditions import BYPASS, CAPABILITY, CONDITIONS, EDITED, EVALUATION
 
-from conftest import HARMFUL, QUESTIONS, run_workflow, scipy_layer_reference, tiny_config, write_lines
+from conftest import (
+    HARMFUL,
+    HARMLESS,
+    QUESTIONS,
+    copy_run,
+    planned_jobs,
+    run_workflow,
+    scipy_layer_reference,
+    tiny_config,
+    write_lines,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +63,9 @@ def finished_run(tmp_path_factory, tiny_model):
     config["behaviour"] = {"enabled": True, "n_prompts": 6, "max_new_tokens": 4}
     config["interventions"] = {"enabled": True, "layers": [0, 2], "n_prompts": 4, "max_new_tokens": 4}
     config["selection"] = {"enabled": True, "evaluation": {"n_prompts": 4, "max_new_tokens": 3}}
+    config["export"] = {"enabled": True}
+    texts = write_lines(workdir / "data" / "texts.txt", [" ".join(HARMLESS[i : i + 3]) for i in range(10)])
+    config["capability"] = {"enabled": True, "texts": {"source": texts}, "n_tokens": 80}
     run_workflow(workdir, config)
     return workdir, workdir / "results" / "tiny"
 
@@ -273,7 +287,7 @@ def test_selection_and_its_evaluation(finished_run):
     direction = load_file(out / "selection" / "selected_direction.safetensors")["direction"]
     differences = load_file(out / "directions.safetensors")["mean_differences"]
     np.testing.assert_allclose(direction, differences[chosen["layer"]], rtol=1e-6)
-    evaluation = pd.read_csv(out / "selection" / "evaluation.csv").set_index("condition")
+    evaluation = pd.read_csv(out / "selection" / "evaluation.csv").set_index("condition").drop(EDITED)
     assert evaluation.index.tolist() == list(EVALUATION)
     assert evaluation["refusal_rate_ci_low"].notna().all() and evaluation.loc["ablation_all", "vs_random_score"] == (
         pytest.approx(
@@ -287,3 +301,48 @@ def test_selection_and_its_evaluation(finished_run):
     splits = json.loads((workdir / "results" / "splits.json").read_text())
     assert all(row in splits[name]["test"]["rows"] for name, row in zip(labels["set"], labels["row"], strict=True))
     assert "## The selected direction" in (out / "report.md").read_text()
+
+
+def test_the_edited_model_is_checked_evaluated_and_costed(finished_run):
+    """The export branch and the capability branch on the tiny model: the check passed, the edited model is a
+    row of the evaluation (its responses are the hook ablation's), and its cross-entropy is the ablation's."""
+    _, out = finished_run
+    check = json.loads((out / "edited_check.json").read_text())
+    assert check["passed"] and check["identical_continuations"] == 1.0 and check["max_residual_component"] <= 1e-5
+    evaluation = pd.read_csv(out / "selection" / "evaluation.csv").set_index("condition")
+    assert evaluation.index.tolist() == [*EVALUATION, EDITED]
+    for column in ("refusal_rate", "mean_refusal_score", "mean_kl"):
+        assert evaluation.loc[EDITED, column] == pytest.approx(evaluation.loc[BYPASS, column], rel=1e-3, abs=1e-6)
+    capability = pd.read_csv(out / "capability.csv").set_index(["text", "condition"])
+    assert capability.index.get_level_values("condition").unique().tolist() == list(CAPABILITY)
+    assert capability.loc[("generic", "baseline"), "n_tokens"] == 80
+    for text in ("on_distribution", "generic"):
+        difference = capability.loc[(text, EDITED), "cross_entropy"] - capability.loc[(text, BYPASS), "cross_entropy"]
+        assert abs(difference) <= 1e-4
+    report = (out / "report.md").read_text()
+    assert "## The edited model" in report and "## What it costs" in report and "(capability.png)" in report
+    assert (out / "capability.png").stat().st_size > 10_000
+
+
+EDITED_READERS = {"summarize_evaluation", "summarize_capability", "plot_capability", "write_report", "all"}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["export"].update(dtype="bfloat16"),
+         {"orthogonalize_model", "check_edited_model", "measure_edited_capability", *EDITED_READERS}),
+        (lambda c: c["capability"].update(n_tokens=40),
+         {"measure_capability", "measure_edited_capability", "summarize_capability", "plot_capability", "write_report",
+          "all"}),
+    ],
+    ids=["export.dtype", "capability.n_tokens"],
+)  # fmt: skip
+def test_export_and_capability_settings_rerun_their_jobs_only(finished_run, tmp_path, change, expected):
+    """config/README.md's rows for the export and the capability keys, on the tiny run that has both branches
+    (the shipped default, which test_reruns.py uses, does not export)."""
+    workdir, _ = finished_run
+    run = copy_run(workdir, tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    change(config)
+    assert {job["rule"] for job in planned_jobs(run_workflow(run, config, "-n"))} == expected

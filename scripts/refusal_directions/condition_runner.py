@@ -51,18 +51,34 @@ class ConditionRunner:
                 harmless_logits = runner.next_token_logits(harmless, progress)
         if name == baseline_of(HARMLESS):
             self.baseline_logits = logits
-        scores = refusal_scores(logits, self.scored_by)
-        self.generations += [
-            {"condition": name, "set": prompt_set, "layer": layer, "id": record["id"], "row": record["row"],
-             "text": record["text"], "response": response, "refusal_score": float(score)}
-            for record, response, score in zip(self.prompts[prompt_set], responses, scores, strict=True)
-        ]  # fmt: skip
+        self.generations += generation_records(
+            name, layer, self.prompts[prompt_set], responses, refusal_scores(logits, self.scored_by)
+        )
         if harmless_logits is not None:
-            kl = kl_divergence(self.baseline_logits, harmless_logits)
-            summary = {"mean_kl": float(kl.mean()), "median_kl": float(np.median(kl)), "max_kl": float(kl.max())}
-            self.divergences.append({"layer": layer, "condition": name, **summary})
+            self.divergences.append(divergence_row(name, layer, self.baseline_logits, harmless_logits))
 
     def write(self, generations_path: str, kl_path: str) -> None:
-        write_jsonl(generations_path, self.generations)
-        columns = ["layer", "condition", "mean_kl", "median_kl", "max_kl"]
-        pd.DataFrame(self.divergences, columns=columns).to_csv(kl_path, index=False)
+        write_results(self.generations, self.divergences, generations_path, kl_path)
+
+
+def generation_records(name: str, layer: int | None, prompts: list[dict], responses: list[str], scores) -> list[dict]:
+    """One condition's responses as the summary reads them (condition_summary.py), one record per prompt."""
+    prompt_set = CONDITIONS[name].prompt_set
+    return [
+        {"condition": name, "set": prompt_set, "layer": layer, "id": record["id"], "row": record["row"],
+         "text": record["text"], "response": response, "refusal_score": float(score)}
+        for record, response, score in zip(prompts, responses, scores, strict=True)
+    ]  # fmt: skip
+
+
+def divergence_row(name: str, layer: int | None, baseline_logits, changed_logits) -> dict:
+    """A condition's next-token KL on the harmless prompts against no intervention."""
+    kl = kl_divergence(baseline_logits, changed_logits)
+    return {"layer": layer, "condition": name, "mean_kl": float(kl.mean()), "median_kl": float(np.median(kl)),
+            "max_kl": float(kl.max())}  # fmt: skip
+
+
+def write_results(generations: list[dict], divergences: list[dict], generations_path: str, kl_path: str) -> None:
+    write_jsonl(generations_path, generations)
+    columns = ["layer", "condition", "mean_kl", "median_kl", "max_kl"]
+    pd.DataFrame(divergences, columns=columns).to_csv(kl_path, index=False)

@@ -24,6 +24,8 @@ NO_CHANGE = "none"
 ABLATION_EVERYWHERE = "ablation everywhere"
 ABLATION_AT_LAYER = "ablation at one layer"
 ADDITION_AT_LAYER = "addition at one layer"
+# The weights carry the change (the exported edited model, orthogonalization.py): no hooks.
+EDITED_WEIGHTS = "edited weights"
 
 # Which vector a condition uses.
 DIRECTION, RANDOM, CONTROL = "direction", "random", "control"
@@ -71,6 +73,8 @@ class Condition:
 CONDITIONS: dict[str, Condition] = {
     condition.name: condition
     for condition in (
+        # No intervention on text that is no prompt set's (the capability measurements).
+        Condition("baseline", None, NO_CHANGE, "no intervention"),
         Condition("baseline_harmful", HARMFUL, NO_CHANGE, "no intervention (harmful prompts)"),
         Condition("baseline_harmless", HARMLESS, NO_CHANGE, "no intervention (harmless prompts)"),
         Condition(
@@ -100,15 +104,26 @@ CONDITIONS: dict[str, Condition] = {
             "control_addition", HARMLESS, ADDITION_AT_LAYER, "control vector addition", CONTROL, "baseline_harmless",
             records_kl=True,
         ),
+        Condition(
+            "edited_model", HARMFUL, EDITED_WEIGHTS, "edited model (r orthogonalized out of the weights)", DIRECTION,
+            "baseline_harmful", records_kl=True,
+        ),
     )
 }  # fmt: skip
 
-BASELINES = tuple(name for name, condition in CONDITIONS.items() if not condition.intervenes)
+# The conditions without intervention on a prompt set: every change on those prompts is measured against them.
+BASELINES = tuple(name for name, c in CONDITIONS.items() if not c.intervenes and c.prompt_set is not None)
 # The interventions whose effect is the question (each compared with its controls on the same prompts).
 INTERVENTIONS = tuple(name for name, condition in CONDITIONS.items() if condition.controls)
 # Each job's conditions, in the order they run (the baselines first: every KL is measured against them).
-SWEEP = tuple(CONDITIONS)
-EVALUATION = tuple(name for name in CONDITIONS if name != "ablation_layer")
+# The sweep and the evaluation change the model by hooks; the edited model runs in its check's job.
+SWEEP = tuple(
+    name for name, c in CONDITIONS.items() if name in BASELINES or c.change not in (NO_CHANGE, EDITED_WEIGHTS)
+)
+EVALUATION = tuple(name for name in SWEEP if name != "ablation_layer")
+EDITED = "edited_model"
+# What each intervention of the evaluation, and the edited model, costs in cross-entropy (capability.py).
+CAPABILITY = ("baseline", *(name for name in EVALUATION if name not in BASELINES), EDITED)
 BYPASS, INDUCE = "ablation_all", "addition"
 
 

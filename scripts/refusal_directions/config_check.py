@@ -95,17 +95,24 @@ def _check_cross_references(config: dict) -> None:
             "config key 'export.layer': null exports the selected direction, which needs selection.enabled: "
             "true; enable the selection or give a layer"
         )
+    capability = config["capability"]
+    if capability["enabled"] and not config["selection"]["enabled"]:
+        raise ConfigError(
+            "config key 'capability.enabled': the capability cost is measured for the selected direction, which "
+            "needs selection.enabled: true; enable the selection or set capability.enabled: false"
+        )
     _check_splits(config)
-    for name, dataset in config["datasets"].items():
+    sources = {f"datasets.{name}": dataset for name, dataset in config["datasets"].items()}
+    if capability["enabled"] and capability["texts"] is not None:
+        sources["capability.texts"] = capability["texts"]
+    for key, dataset in sources.items():
         source = dataset["source"]
         if not source.startswith(HUB_SCHEME) and not Path(source).is_file():
-            raise ConfigError(f"config key 'datasets.{name}.source': dataset file {source} does not exist")
+            raise ConfigError(f"config key '{key}.source': dataset file {source} does not exist")
         try:
             codecs.lookup(dataset["encoding"])
         except LookupError:
-            raise ConfigError(
-                f"config key 'datasets.{name}.encoding': unknown encoding {dataset['encoding']!r}"
-            ) from None
+            raise ConfigError(f"config key '{key}.encoding': unknown encoding {dataset['encoding']!r}") from None
 
 
 def sampled_prompts(config: dict, dataset: str) -> int:

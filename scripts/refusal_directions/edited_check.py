@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .chat_format import PromptFormat
-from .conditions import MAIN_SETS
+from .condition_runner import divergence_row, generation_records, write_results
+from .conditions import EDITED, HARMFUL, HARMLESS, MAIN_SETS
 from .errors import UserError
 from .execution import ExecutionSettings
 from .forward import ModelRunner
@@ -73,11 +74,13 @@ class DirectionComponent:
             handle.remove()
 
 
-def _load_edited(folder: str, dtype: torch.dtype, device: torch.device, device_map: str | None):
+def load_edited(folder: str, dtype: torch.dtype, device: torch.device, execution: ExecutionSettings):
+    """The edited checkpoint and its tokenizer as a user loads them (plain transformers), on the job's device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device_map)
-    if device_map is None:
+    torch.set_num_threads(execution.threads)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=execution.device_map)
+    if execution.device_map is None:
         model.to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -130,7 +133,9 @@ def check_edited_model(
     inputs: dict, outputs: dict, model: dict, evaluation: dict, layer: int | None, execution: ExecutionSettings
 ) -> None:
     """edited_check.json: the edited checkpoint (``inputs['edited']``) against the source model with r
-    ablated by hooks, on the test split (``evaluation``: n_prompts, seed, max_new_tokens)."""
+    ablated by hooks, on the test split (``evaluation``: n_prompts, seed, max_new_tokens); and the edited
+    model as a condition of the evaluation (``edited_model``): its responses to the harmful prompts with their
+    refusal scores, and its next-token KL on the harmless prompts against the unedited model."""
     unit, direction = export_direction(inputs, layer)
     job = ModelJob.open(model, inputs)
     prompts = split_prompts(inputs, "test", evaluation["n_prompts"], evaluation["seed"])
@@ -139,12 +144,14 @@ def check_edited_model(
     # The source first, freed before the edited model loads: one model in memory at a time.
     job.load_weights(execution)
     run_dtype = job.model.dtype
+    progress = Progress("source model (harmless): next-token distribution", len(ids[HARMLESS]))
+    unedited_harmless = job.runner.next_token_logits(ids[HARMLESS], progress)
     with ablate_everywhere(job.model, unit):
         ablated = _run(job.runner, ids, max_new_tokens, "source model, r ablated by hooks")
     job.model = job.runner = None
     gc.collect()
     device = resolve_device(execution.device)
-    edited_model, edited_tokenizer = _load_edited(inputs["edited"], run_dtype, device, execution.device_map)
+    edited_model, edited_tokenizer = load_edited(inputs["edited"], run_dtype, device, execution)
     saved_dtype = _saved_dtype(inputs["edited"])
     edited_format = PromptFormat(edited_tokenizer, model["prompt_format"], model["system_prompt"], model["id"])
     for name in MAIN_SETS:
@@ -177,6 +184,13 @@ def check_edited_model(
             "a bug in the export, not a result"
         )
     write_json(outputs["check"], result)
+    responses, logits = edited[HARMFUL]
+    scores = refusal_scores(logits, refusal_tokens(inputs))
+    write_results(
+        generation_records(EDITED, direction["layer"], prompts[HARMFUL], responses, scores),
+        [divergence_row(EDITED, direction["layer"], unedited_harmless, edited[HARMLESS][1])],
+        outputs["generations"], outputs["kl"],
+    )  # fmt: skip
 
 
 def _saved_dtype(folder: str) -> torch.dtype:

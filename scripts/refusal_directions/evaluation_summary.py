@@ -10,10 +10,11 @@ from .refusal import label_responses
 
 
 def summarize_evaluation(inputs: dict, outputs: dict, refusal: dict, intervals: dict) -> None:
-    """evaluation_labels.csv (every response judged, text and score) and evaluation.csv."""
-    labels = label_responses(read_jsonl(inputs["generations"]), refusal)
+    """evaluation_labels.csv (every response judged, text and score) and evaluation.csv, from the evaluation's
+    responses and KL and, when the edited model is exported, its check's (the condition ``edited_model``)."""
+    generations = [record for path in inputs["generations"] for record in read_jsonl(path)]
+    labels = label_responses(generations, refusal)
     labels.to_csv(outputs["labels"], index=False)
-    table = condition_table(
-        labels, pd.read_csv(inputs["kl"]), intervals["ci_level"], intervals["n_bootstrap"], intervals["seed"]
-    )
+    divergences = pd.concat([pd.read_csv(path) for path in inputs["kl"]], ignore_index=True)
+    table = condition_table(labels, divergences, intervals["ci_level"], intervals["n_bootstrap"], intervals["seed"])
     table.to_csv(outputs["table"], index=False)

@@ -9,7 +9,8 @@ import logging
 import numpy as np
 import torch
 
-from .batching import BatchRunner
+from .batching import BatchRunner, left_padded
+from .cross_entropy import logits_token_budget, scored_loss_sums
 from .errors import UserError
 from .execution import ExecutionSettings
 from .modeling import decoder_layers
@@ -137,6 +138,22 @@ class ModelRunner:
         # A batch's token budget covers the tokens it will generate as well.
         self.batches.run([len(ids) - len(prefix) + max_new_tokens for ids in token_ids], process, progress)
         return responses, logits.stacked()
+
+    def loss_sums(self, token_ids: list[list[int]], n_scored: list[int], progress=None) -> np.ndarray:
+        """Each sequence's summed cross-entropy over its last ``n_scored`` tokens (cross_entropy.py), in prompt
+        order. Every sequence runs whole (no prefix cache) in batches whose logits fit the budget."""
+        vocab_size = self.model.config.get_text_config().vocab_size
+        batches = BatchRunner(self.batches.max_prompts, min(self.batches.max_tokens, logits_token_budget(vocab_size)))
+        sums = np.zeros(len(token_ids))
+
+        def process(indices):
+            batch = left_padded([token_ids[i] for i in indices], self.tokenizer.pad_token_id, self.device)
+            with torch.inference_mode():
+                logits = self.model(**batch).logits
+            sums[indices] = scored_loss_sums(logits, batch["input_ids"], torch.tensor([n_scored[i] for i in indices]))
+
+        batches.run([len(ids) for ids in token_ids], process, progress)
+        return sums
 
 
 class PromptOrder:

@@ -14,7 +14,14 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 import torch
 
-from .conditions import ABLATION_AT_LAYER, ABLATION_EVERYWHERE, ADDITION_AT_LAYER, Condition, InterventionVectors
+from .conditions import (
+    ABLATION_AT_LAYER,
+    ABLATION_EVERYWHERE,
+    ADDITION_AT_LAYER,
+    EDITED_WEIGHTS,
+    Condition,
+    InterventionVectors,
+)
 from .errors import UserError
 from .modeling import decoder_layers
 
@@ -113,8 +120,8 @@ def kl_divergence(base_logits: torch.Tensor, changed_logits: torch.Tensor) -> np
 
 def condition_hooks(condition: Condition, model, vectors: InterventionVectors | None):
     """The hooks that make ``condition`` (conditions.py) with this run's vectors, as a context manager
-    (entered when the condition runs)."""
-    if not condition.intervenes:
+    (entered when the condition runs). The edited model needs none: its weights carry the change."""
+    if not condition.intervenes or condition.change == EDITED_WEIGHTS:
         return nullcontext()
     vector = vectors.vector(condition.vector, ablation=condition.change != ADDITION_AT_LAYER)
     if condition.change == ABLATION_EVERYWHERE:

@@ -122,8 +122,9 @@ def _text_and_level(rows: list, spec: dict, where: str) -> tuple[list, list | No
     return texts, ([row.get(level_column) for row in rows] if level_column else None)
 
 
-def load_dataset_records(name: str, spec: dict) -> tuple[list[dict], dict]:
-    """Records ``{id, text, source}`` of one dataset, with empty and duplicate prompts dropped.
+def load_dataset_records(name: str, spec: dict, what: str = "prompts") -> tuple[list[dict], dict]:
+    """Records ``{id, text, source}`` of one dataset (of prompts, or of texts to score), with empty and
+    duplicate rows dropped.
 
     ``id`` keeps the source row number, so a prompt can be traced back to its file or Hub row.
     Returns the records and counts of what was dropped.
@@ -150,18 +151,18 @@ def load_dataset_records(name: str, spec: dict) -> tuple[list[dict], dict]:
             records.append(record)
     counts = {"rows": len(raw), "kept": len(records), "dropped_empty": n_empty, "dropped_duplicate": n_duplicate}
     if not records:
-        raise UserError(f"dataset '{name}' ({source}) holds no usable prompts ({n_empty} empty rows)")
+        raise UserError(f"dataset '{name}' ({source}) holds no usable {what} ({n_empty} empty rows)")
     return records, counts
 
 
-def download_dataset(inputs: dict, outputs: dict, name: str, spec: dict) -> None:
+def download_dataset(inputs: dict, outputs: dict, name: str, spec: dict, what: str = "prompts") -> None:
     """Fetch one dataset (local file or Hub; ``inputs``: its local ``source`` file, if any, which ``spec``
     names) into a normalised JSON Lines file, ``dataset``."""
-    records, counts = load_dataset_records(name, spec)
+    records, counts = load_dataset_records(name, spec, what)
     if counts["dropped_empty"] or counts["dropped_duplicate"]:
         log.warning(
-            "dataset '%s': dropped %d empty and %d duplicate prompts of %d rows",
-            name, counts["dropped_empty"], counts["dropped_duplicate"], counts["rows"],
+            "dataset '%s': dropped %d empty and %d duplicate %s of %d rows",
+            name, counts["dropped_empty"], counts["dropped_duplicate"], what, counts["rows"],
         )  # fmt: skip
     write_jsonl(outputs["dataset"], records)
-    log.info("dataset '%s': %d prompts", name, counts["kept"])
+    log.info("dataset '%s': %d %s", name, counts["kept"], what)

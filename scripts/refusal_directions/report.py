@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .conditions import label
 from .jsonio import read_json
-from .report_experiments import experiment_facts
+from .report_experiments import capability_facts, experiment_facts
 from .report_facts import direction_facts
 from .report_format import FILTERS, shown, unwrap
 
@@ -18,7 +18,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The files this module reads besides its imports: a change to one reruns the report.
 CODE_FILES = ("templates/*.md.j2",)
 
-EXPERIMENT_TABLES = ("refusals", "refusal_rates", "auroc", "levels", "sweep", "evaluation", "evaluation_labels")
+EXPERIMENT_TABLES = (
+    "refusals", "refusal_rates", "auroc", "levels", "sweep", "evaluation", "evaluation_labels", "capability",
+)  # fmt: skip
 
 
 def environment() -> Environment:
@@ -41,12 +43,15 @@ def render(facts: dict) -> str:
 
 def write_report(inputs: dict[str, str], outputs: dict[str, str], datasets: dict, seed: int, title: str) -> None:
     """report.md from ``inputs``: summary, validation, top10 and, when those branches ran, the behaviour,
-    intervention and selection tables."""
+    intervention, selection and capability tables and the edited model's check."""
     tables = {name: pd.read_csv(inputs[name]) for name in EXPERIMENT_TABLES if name in inputs}
     selected = read_json(inputs["selected"]) if "selected" in inputs else None
+    edited_check = read_json(inputs["edited_check"]) if "edited_check" in inputs else None
     summary = read_json(inputs["summary"])
     facts = direction_facts(
         summary, pd.read_csv(inputs["validation"]), pd.read_csv(inputs["top10"]), datasets, seed, title
     )
     facts.update(experiment_facts(tables, selected, summary["statistics"]["ci_level"]))
+    capability = capability_facts(tables["capability"]) if "capability" in tables else None
+    facts.update(edited=edited_check, capability=capability)
     Path(outputs["report"]).write_text(render(facts))

@@ -1,6 +1,6 @@
-"""The facts of the report's sections on behaviour (Experiment 1), interventions (Experiment 2) and the
-selected direction, read from their tables: rows selected and counted, every number as the table holds it.
-A scope with too few refusals is flagged here, and its section states no interval for it."""
+"""The facts of the report's sections on behaviour (Experiment 1), interventions (Experiment 2), the selected
+direction and what it costs, read from their tables: rows selected and counted, every number as the table
+holds it. A scope with too few refusals is flagged here, and its section states no interval for it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .behaviour import RESPONSES, SCOPES, SCORES
 from .conditions import (
     BYPASS,
     CONDITIONS,
+    EDITED,
     HARMFUL,
     HARMLESS,
     INDUCE,
@@ -191,3 +192,16 @@ def experiment_facts(tables: dict[str, pd.DataFrame], selected: dict | None, lev
         if selected is not None
         else None,
     }
+
+
+def capability_facts(capability: pd.DataFrame) -> dict:
+    """The cross-entropy rows by kind of text (capability.csv) and, where the edited model was measured, its
+    row and the hook ablation's on each text (the same model: their cross-entropies must agree)."""
+    texts = {text: records(part) for text, part in capability.groupby("text", sort=False)}
+    same_model = [
+        {"text": text, **{key: next(r for r in rows if r["condition"] == name) for key, name in
+                          (("edited", EDITED), ("ablation", BYPASS))}}
+        for text, rows in texts.items()
+        if {EDITED, BYPASS} <= {row["condition"] for row in rows}
+    ]  # fmt: skip
+    return {"texts": texts, "same_model": same_model}

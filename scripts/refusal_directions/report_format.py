@@ -34,7 +34,12 @@ def points(value: float, sign: str = "") -> str:
     return "n/a" if _missing(value) else f"{100 * value:{sign}.0f} pp"
 
 
-FORMATS = {"num": num, "pct": pct, "points": points}
+def nats(value: float, sign: str = "") -> str:
+    """A cross-entropy or its change, to a thousandth of a nat: 0.603."""
+    return num(value, 3, sign)
+
+
+FORMATS = {"num": num, "pct": pct, "points": points, "nats": nats}
 
 
 def signed(value: float, fmt: str = "num") -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .conditions import BASELINES, EVALUATION, SWEEP
+from .conditions import BASELINES, CAPABILITY, CONDITIONS, EDITED_WEIGHTS, EVALUATION, SWEEP
 
 # Bytes per parameter in the job's dtype; auto is bfloat16 on the GPU the job asks for.
 BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
@@ -119,6 +119,10 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
     # Per condition of the interventions and the evaluation: the responses (whose first step gives the refusal
     # score) and the next-token distribution of the harmless prompts.
     conditions = len(BASELINES) + (len(SWEEP) - len(BASELINES)) * layers
+    capability = config["capability"]
+    documents = tested["evaluation"] * (TOKENS_PER_PROMPT + evaluation["max_new_tokens"]) + (
+        capability["n_tokens"] if capability["texts"] else 0
+    )
     return {
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
@@ -131,6 +135,9 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         # model one after the other and runs both over the evaluation's test prompts (harmful and harmless).
         "orthogonalize_model": Workload(0, saves=1),
         "check_edited_model": replace(passes(0, 2 * tested["evaluation"], 2, evaluation["max_new_tokens"]), loads=2),
+        # One forward pass over every document per condition: the responses after their prompts, the generic text.
+        "measure_capability": Workload(sum(CONDITIONS[n].change != EDITED_WEIGHTS for n in CAPABILITY) * documents),
+        "measure_edited_capability": Workload(documents),
     }
 
 
