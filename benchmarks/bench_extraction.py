@@ -120,22 +120,22 @@ def load_from_config(config_path: Path, device: torch.device, report: dict):
     return model, tokenizer, spec
 
 
-def random_qwen_shaped(device: torch.device):
-    """A Qwen2.5-1.5B-shaped model with random weights (no download), in bf16 on CUDA, and a byte-level
-    tokenizer with a chat template."""
+# Qwen2.5-1.5B's shape, and a tiny model of the same architecture (tied embeddings, biased q/k/v) for smoke runs.
+QWEN_SHAPES = {
+    "qwen2.5-1.5b": {"vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+                     "num_attention_heads": 12, "num_key_value_heads": 2},
+    "tiny": {"vocab_size": 4096, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2},
+}  # fmt: skip
+
+
+def random_qwen_shaped(device: torch.device, shape: str = "qwen2.5-1.5b"):
+    """A model of Qwen2.5's architecture and ``shape`` with random weights (no download), in bf16 on CUDA, and
+    a byte-level tokenizer with a chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(
-        vocab_size=151936,
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        tie_word_embeddings=True,
-    )
+    config = Qwen2Config(**QWEN_SHAPES[shape], max_position_embeddings=32768, tie_word_embeddings=True)
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config).to(device=device, dtype=resolve_dtype("auto", device)).eval()
     trainer = trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
