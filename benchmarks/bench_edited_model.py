@@ -5,7 +5,9 @@ plain transformers and compared with the source model under hook ablation as che
 them (harmful and harmless prompts: next-token logits, refusal score, KL, greedy continuations, residual
 component), and the cross-entropy of both on the same texts (capability.py's measure). Random weights give
 flat next-token distributions with many near ties, so their continuations diverge sooner than a trained
-model's: the continuation figure is a lower bound for real models. Its last lines are always:
+model's: the continuation figure is a lower bound for real models. ``--plant`` exports with a known bug (the LM
+head left tied to the edited embedding, or one block's MLP down projection left unedited) to show what the
+check sees then at this shape and dtype. Its last lines are always:
 
 export seconds: S                      # load, orthogonalize and save the edited checkpoint
 max rel logit diff: X                  # per prompt, largest |difference| over the largest |logit|
@@ -13,6 +15,7 @@ max refusal score diff: R
 mean kl: K
 identical continuations: F
 max residual component: C              # largest |h . r| / |h| of the edited model's residual stream
+head change along r: H                 # |W'_head r - W_head r| / |W_head r|: 1 for a head edited with a tied embedding
 ce edited minus ablation: D            # nats per token, the prompts' texts scored as plain text
 within tolerances (<dtype>): yes|no    # edited_check.TOLERANCES for the coarsest dtype involved
 """
@@ -31,11 +34,21 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from bench_extraction import prompt_texts, random_qwen_shaped, synchronise  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
+from refusal_directions import orthogonalization  # noqa: E402
 from refusal_directions.conditions import HARMFUL, HARMLESS, MAIN_SETS  # noqa: E402
-from refusal_directions.edited_check import DirectionComponent, compare, failures, load_edited, tolerances  # noqa: E402
+from refusal_directions.edited_check import (  # noqa: E402
+    DirectionComponent,
+    compare,
+    failures,
+    head_along,
+    head_change,
+    load_edited,
+    tolerances,
+)
 from refusal_directions.execution import ExecutionSettings  # noqa: E402
 from refusal_directions.forward import ModelRunner  # noqa: E402
 from refusal_directions.interventions import ablate_everywhere  # noqa: E402
@@ -56,6 +69,28 @@ def direction_files(folder: Path, hidden: int, n_layers: int) -> dict:
             "manifest": str(folder / "manifest.json")}  # fmt: skip
 
 
+def trained_like(model) -> None:
+    """Norm gains and biases away from their initial ones and zeros, as a trained model's are: with unit gains
+    the final norm keeps an ablated residual stream orthogonal to r, and a head edited with a tied embedding
+    would go unseen."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):
+                parameter.copy_(torch.randn_like(parameter))
+            elif "norm" in name:
+                parameter.copy_(1 + 0.5 * torch.randn_like(parameter))
+
+
+def plant(bug: str) -> None:
+    """Make the export wrong in one known way (the check must then fail)."""
+    if bug == "tied-head":
+        orthogonalization.untie_lm_head = lambda model: False
+    elif bug == "missed-writer":
+        every = orthogonalization.residual_projections
+        orthogonalization.residual_projections = lambda model: every(model)[:-1]
+
+
 def responses_and_losses(runner: ModelRunner, ids: dict, texts: list[list[int]], new_tokens: int):
     """Each set's (responses, next-token logits), and the summed cross-entropy of every text after its first token."""
     results = {name: runner.generate(ids[name], new_tokens) for name in MAIN_SETS}
@@ -68,10 +103,17 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=32, help="prompts per set (harmful, harmless)")
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="auto: bf16 on CUDA, float32 elsewhere")  # fmt: skip
+    parser.add_argument("--plant", choices=["none", "tied-head", "missed-writer"], default="none")
     args = parser.parse_args()
+    plant(args.plant)
     device = resolve_device(args.device)
     execution = ExecutionSettings(device=str(device.type), batch_size=16)
     model, tokenizer, _ = random_qwen_shaped(device, args.shape)
+    trained_like(model)
+    if args.dtype != "auto":
+        model = model.to(getattr(torch, args.dtype))
     dtype = model.dtype
     work = Path(tempfile.mkdtemp(prefix="bench-edited-"))
     source = work / "source"
@@ -95,6 +137,7 @@ def main() -> None:
     plain = [t for t in plain if len(t) > 1]
     r, _ = export_direction(inputs, None)
     job.load_weights(execution)
+    source_head = head_along(job.model, r)
     with ablate_everywhere(job.model, r):
         ablated, ablated_losses = responses_and_losses(job.runner, ids, plain, args.new_tokens)
     job.model = job.runner = None
@@ -105,18 +148,24 @@ def main() -> None:
     component.remove()
 
     scored_by = [1, 2]  # any two tokens: the figure is the difference between the two models
-    figures = {**compare(edited, ablated, scored_by), "max_residual_component": component.largest}
+    figures = {
+        **compare(edited, ablated, scored_by),
+        "max_residual_component": component.largest,
+        "max_head_change_along_r": head_change(source_head, head_along(edited_model, r)),
+    }
     tokens = sum(len(t) - 1 for t in plain)
     ce_difference = (edited_losses.sum() - ablated_losses.sum()) / tokens
     bounds = tolerances(dtype)
-    print(f"device {device}, dtype {dtype}, shape {args.shape}, {args.prompts} + {args.prompts} prompts, "
-          f"{args.new_tokens} new tokens, {len(plain)} texts ({tokens} tokens scored)")  # fmt: skip
+    print(f"device {device}, dtype {dtype}, shape {args.shape}, planted bug: {args.plant}, "
+          f"{args.prompts} + {args.prompts} prompts, {args.new_tokens} new tokens, {len(plain)} texts "
+          f"({tokens} tokens scored)")  # fmt: skip
     print(f"export seconds: {export_s:.1f}")
     print(f"max rel logit diff: {figures['max_relative_logit_difference']:.3g}")
     print(f"max refusal score diff: {figures['max_refusal_score_difference']:.3g}")
     print(f"mean kl: {figures['mean_kl']:.3g}")
     print(f"identical continuations: {figures['identical_continuations']:.3f}")
     print(f"max residual component: {figures['max_residual_component']:.3g}")
+    print(f"head change along r: {figures['max_head_change_along_r']:.3g}")
     print(f"ce edited minus ablation: {ce_difference:.3g}")
     print(f"within tolerances ({str(dtype).removeprefix('torch.')}): {'no' if failures(figures, bounds) else 'yes'}")
 

@@ -13,13 +13,12 @@ from edited_models import export, spec_of
 from refusal_directions import capability
 from refusal_directions.batching import BatchRunner
 from refusal_directions.capability import (
-    GENERIC,
-    ON_DISTRIBUTION,
     generic_documents,
     measure_capability,
     measure_edited_capability,
 )
 from refusal_directions.capability_summary import capability_table
+from refusal_directions.capability_texts import GENERIC, ON_DISTRIBUTION
 from refusal_directions.conditions import BYPASS, EDITED
 from refusal_directions.errors import UserError
 from refusal_directions.execution import ExecutionSettings

@@ -147,6 +147,7 @@ MODEL_RULES = {
     "run_interventions",
     "score_candidates",
     "evaluate_direction",
+    "measure_capability",
 }
 
 

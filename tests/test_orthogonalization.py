@@ -13,7 +13,14 @@ import torch
 from edited_models import NEW_TOKENS, PROMPTS, direction_inputs, export, spec_of
 
 from refusal_directions import orthogonalization
-from refusal_directions.edited_check import DirectionComponent, compare, failures, tolerances
+from refusal_directions.edited_check import (
+    DirectionComponent,
+    compare,
+    failures,
+    head_along,
+    head_change,
+    tolerances,
+)
 from refusal_directions.errors import UserError
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.interventions import ablate_everywhere
@@ -82,6 +89,7 @@ def test_the_plain_reload_equals_the_hook_ablation(biased_tied_model, tmp_path):
     assert relative_logit_difference(reloaded, ablated) <= 1e-4
     assert reloaded["continuations"] == ablated["continuations"]
     assert reloaded["residual"] <= 1e-5
+    assert head_change_of(biased_tied_model, edited, unit) == 0  # the head keeps the source's weights
     # the edit changed the model: without ablation, the source gives other logits
     plain = load_model(str(biased_tied_model), None, spec_of(biased_tied_model), torch.device("cpu"), torch.float32)
     with torch.no_grad():
@@ -100,6 +108,15 @@ def test_a_head_left_tied_fails_the_comparison(biased_tied_model, tmp_path, monk
     reloaded, ablated = plain_reload(edited, unit), hook_ablation(biased_tied_model, unit)
     assert reloaded["tied"] is True
     assert relative_logit_difference(reloaded, ablated) > 1e-4
+    assert head_change_of(biased_tied_model, edited, unit) > 0.5  # the weight-level figure sees it in any dtype
+
+
+def head_change_of(source, edited, unit) -> float:
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(edited, dtype=torch.float32)
+    model = load_model(str(source), None, spec_of(source), torch.device("cpu"), torch.float32)
+    return head_change(head_along(model, unit), head_along(plain, unit))
 
 
 def test_a_half_precision_export_saves_that_dtype(biased_tied_model, tmp_path):
@@ -150,14 +167,14 @@ def test_the_check_flags_a_mismatch():
     logits = torch.randn(4, 50) * 5
     responses = ["a", "b"]
     same = {"harmful": (responses, logits[:2]), "harmless": (responses, logits[2:])}
-    figures = {**compare(same, same, [3, 7]), "max_residual_component": 0.0}
+    figures = {**compare(same, same, [3, 7]), "max_residual_component": 0.0, "max_head_change_along_r": 0.0}
     assert figures["max_relative_logit_difference"] == 0 and figures["identical_continuations"] == 1
     assert failures(figures, tolerances(torch.float32)) == []
     moved = {"harmful": (["a", "c"], logits[:2] * 1.2), "harmless": (responses, logits[2:])}
-    problems = failures({**compare(moved, same, [3, 7]), "max_residual_component": 1e-3}, tolerances(torch.float32))
-    assert {problem.split()[0] for problem in problems} == {
+    wrong = {**compare(moved, same, [3, 7]), "max_residual_component": 1e-3, "max_head_change_along_r": 1.0}
+    assert {problem.split()[0] for problem in failures(wrong, tolerances(torch.float32))} == {
         "max_relative_logit_difference", "max_refusal_score_difference", "mean_kl", "max_residual_component",
-        "identical_continuations",
+        "identical_continuations", "max_head_change_along_r",
     }  # fmt: skip
     assert tolerances(torch.float32, torch.bfloat16) == tolerances(torch.bfloat16)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .capability_texts import GENERIC, ON_DISTRIBUTION
 from .conditions import CAPABILITY, CONDITIONS, EDITED, EDITED_WEIGHTS, HARMLESS, baseline_of
 from .edited_check import load_edited
 from .evaluation import selected_vectors
@@ -31,8 +32,6 @@ from .progress import Progress
 
 log = logging.getLogger(__name__)
 
-ON_DISTRIBUTION, GENERIC = "on_distribution", "generic"
-TEXTS = (ON_DISTRIBUTION, GENERIC)
 # A longer generic document is cut here: one sequence's logits stay small, and the loss per token hardly
 # depends on context further back.
 MAX_DOCUMENT_TOKENS = 1024

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .capability import TEXTS
+from .capability_texts import TEXTS
 from .conditions import CAPABILITY, label
 from .errors import UserError
 from .intervals import interval_columns

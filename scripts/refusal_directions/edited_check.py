@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 # near tie and diverge from there, so most (not all) of them must agree.
 TOLERANCES = {
     "float32": {"max_relative_logit_difference": 1e-4, "max_refusal_score_difference": 1e-3, "mean_kl": 1e-6,
-                "min_identical_continuations": 1.0, "max_residual_component": 1e-5},
+                "min_identical_continuations": 1.0, "max_residual_component": 1e-5, "max_head_change_along_r": 1e-6},
     "half": {"max_relative_logit_difference": 5e-2, "max_refusal_score_difference": 0.5, "mean_kl": 1e-2,
-             "min_identical_continuations": 0.75, "max_residual_component": 5e-2},
+             "min_identical_continuations": 0.75, "max_residual_component": 5e-2, "max_head_change_along_r": 2e-2},
 }  # fmt: skip
 
 
@@ -72,6 +72,19 @@ class DirectionComponent:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+def head_along(model, unit: np.ndarray) -> np.ndarray:
+    """What the LM head reads along r: its weight times r, one value per token (float64, CPU)."""
+    weight = model.get_output_embeddings().weight.detach()
+    return (weight.float() @ torch.as_tensor(unit, dtype=torch.float32, device=weight.device)).double().cpu().numpy()
+
+
+def head_change(source: np.ndarray, edited: np.ndarray) -> float:
+    """How far the edited head's reading along r moved from the source's, relative: 0 for an untouched head, 1
+    for a head edited along with a tied embedding. Under ablation nothing reaches the head along r, so only
+    this weight-level figure sees that bug in half precision, where the logits' rounding hides it."""
+    return float(np.linalg.norm(edited - source) / np.linalg.norm(source))
 
 
 def load_edited(folder: str, dtype: torch.dtype, device: torch.device, execution: ExecutionSettings):
@@ -144,6 +157,7 @@ def check_edited_model(
     # The source first, freed before the edited model loads: one model in memory at a time.
     job.load_weights(execution)
     run_dtype = job.model.dtype
+    source_head = head_along(job.model, unit)
     progress = Progress("source model (harmless): next-token distribution", len(ids[HARMLESS]))
     unedited_harmless = job.runner.next_token_logits(ids[HARMLESS], progress)
     with ablate_everywhere(job.model, unit):
@@ -163,7 +177,11 @@ def check_edited_model(
         edited = _run(runner, ids, max_new_tokens, "edited model")
     finally:
         component.remove()
-    figures = {**compare(edited, ablated, refusal_tokens(inputs)), "max_residual_component": component.largest}
+    figures = {
+        **compare(edited, ablated, refusal_tokens(inputs)),
+        "max_residual_component": component.largest,
+        "max_head_change_along_r": head_change(source_head, head_along(edited_model, unit)),
+    }
     bounds = tolerances(run_dtype, saved_dtype)
     result = {
         **figures,

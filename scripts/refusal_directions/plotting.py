@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .capability_texts import LABELS, ON_DISTRIBUTION  # noqa: E402
 from .conditions import (  # noqa: E402
     ABLATION_AT_LAYER,
     CONDITIONS,
@@ -209,7 +210,7 @@ def capability_figure(capability: pd.DataFrame, evaluation: pd.DataFrame, title:
     cross-entropy on on-distribution text, and the change of the mean refusal score against the next-token KL
     on harmless prompts (ablations on harmful prompts in red, additions on harmless ones in blue; controls in
     their own colours)."""
-    costs = capability[capability["text"] == "on_distribution"].set_index("condition")
+    costs = capability[capability["text"] == ON_DISTRIBUTION].set_index("condition")
     effects = evaluation.set_index("condition")
     figure, (rate_axis, score_axis) = plt.subplots(1, 2, figsize=(13, 5))
     for name in (n for n in costs.index if n in effects.index and CONDITIONS[n].intervenes):
@@ -219,7 +220,7 @@ def capability_figure(capability: pd.DataFrame, evaluation: pd.DataFrame, title:
         if pd.notna(effect["mean_kl"]):
             _errorbar(score_axis, pd.Series([max(effect["mean_kl"], 1e-6)]),
                       effect[["change_score", "change_score_ci_low", "change_score_ci_high"]], condition)  # fmt: skip
-    rate_axis.set(xlabel="change of cross-entropy, on-distribution text (nats/token)",
+    rate_axis.set(xlabel=f"change of cross-entropy, {LABELS[ON_DISTRIBUTION]} (nats/token)",
                   ylabel="change of the refusal rate", title="Refusal rate against cross-entropy")  # fmt: skip
     score_axis.set(xlabel="mean next-token KL, harmless prompts (nats)", xscale="log",
                    ylabel="change of the mean refusal score", title="Refusal score against KL")  # fmt: skip

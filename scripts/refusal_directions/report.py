@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from .capability_texts import LABELS as TEXT_LABELS
 from .conditions import label
 from .jsonio import read_json
 from .report_experiments import capability_facts, experiment_facts
@@ -33,7 +34,7 @@ def environment() -> Environment:
         finalize=shown,
         autoescape=False,
     )
-    env.filters.update(FILTERS, label=label)
+    env.filters.update(FILTERS, label=label, text_label=TEXT_LABELS.get)
     return env
 
 
