@@ -33,11 +33,13 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-# Per-layer statistics timings, token-budget against fixed-count batches, then the extraction ratios.
+# Per-layer statistics timings, token-budget against fixed-count batches, the extraction ratios, then the edited
+# model's check figures (tiny shape here; benchmarks/README.md has Qwen2.5-1.5B's on a GPU).
 bench: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_layer_stats.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_batching.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_extraction.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_edited_model.py --shape tiny
 
 report: $(STAMP)
 	$(BIN)/snakemake --report report.html

@@ -32,16 +32,20 @@ log = logging.getLogger(__name__)
 # The largest differences a correct edit shows, by the coarsest dtype involved (the saved checkpoint's and
 # the one both models run in). float32: the edit is exact up to float rounding of the projection (relative
 # 1e-7 per weight), which moves logits by ~1e-6 of their scale and leaves ~1e-7 of the residual stream along
-# r; the bounds leave two orders of margin and still catch any missed writer (a whole write's component) or
-# a still-tied head (logits off by whole units). bfloat16/float16: the edited weights are rounded to 8 (11)
-# significant bits after the edit while the hooks project exactly in the forward pass, so each write keeps
-# ~2^-8 of its norm along r and logits move by ~1e-2 of their scale; a greedy continuation can then flip at a
-# near tie and diverge from there, so most (not all) of them must agree.
+# r; the bounds leave two orders of margin and still catch any missed writer or a still-tied head.
+# bfloat16/float16: the edited weights are rounded to 8 (11) significant bits after the edit while the hooks
+# project exactly, so logits move by a few percent of their scale and a greedy continuation can flip at a near
+# tie. Measured at Qwen2.5-1.5B's shape with random weights in bf16 on CUDA (benchmarks/README.md, "The edited
+# model"): a correct edit gave logits 0.025-0.043, refusal score 0.03-0.06, KL 1.3e-4-3.7e-4, 69-100% of the
+# continuations identical, residual component 0.86e-3-1.1e-3, head 0; one block's MLP output left unedited gave
+# residual 8.0e-3 and nothing else out of the ordinary; a head edited with the tied embedding, head 1 and
+# nothing else. The residual bound sits between the two; the head figure is exact in any dtype (the head is
+# saved untouched, 2e-2 allows a saved dtype coarser than the source's).
 TOLERANCES = {
     "float32": {"max_relative_logit_difference": 1e-4, "max_refusal_score_difference": 1e-3, "mean_kl": 1e-6,
                 "min_identical_continuations": 1.0, "max_residual_component": 1e-5, "max_head_change_along_r": 1e-6},
-    "half": {"max_relative_logit_difference": 5e-2, "max_refusal_score_difference": 0.5, "mean_kl": 1e-2,
-             "min_identical_continuations": 0.75, "max_residual_component": 5e-2, "max_head_change_along_r": 2e-2},
+    "half": {"max_relative_logit_difference": 0.1, "max_refusal_score_difference": 0.5, "mean_kl": 1e-2,
+             "min_identical_continuations": 0.5, "max_residual_component": 4e-3, "max_head_change_along_r": 2e-2},
 }  # fmt: skip
 
 
