@@ -58,15 +58,13 @@ from refusal_directions.orthogonalization import export_direction, export_edited
 
 
 def direction_files(folder: Path, hidden: int, n_layers: int) -> dict:
-    """A random direction as the selection writes it, its summary and a manifest: the export's inputs."""
+    """A random direction as the selection writes it and a manifest: the export's inputs."""
     direction = np.random.default_rng(0).normal(size=hidden).astype(np.float32)
-    metadata = {"refusal_directions": json.dumps({"layer": n_layers // 2, "position": -1})}
+    metadata = {"refusal_directions": json.dumps({"layer": n_layers // 2, "position": -1, "method": "random"})}
     unit = direction / np.linalg.norm(direction)
     save_file({"direction": direction, "unit": unit}, str(folder / "selected.safetensors"), metadata=metadata)
-    (folder / "selected.json").write_text(json.dumps({"method": "random (benchmark)"}))
     (folder / "manifest.json").write_text(json.dumps({"n_layers": n_layers, "weights_revision": "random"}))
-    return {"direction": str(folder / "selected.safetensors"), "selection": str(folder / "selected.json"),
-            "manifest": str(folder / "manifest.json")}  # fmt: skip
+    return {"direction": str(folder / "selected.safetensors"), "manifest": str(folder / "manifest.json")}
 
 
 def trained_like(model) -> None:

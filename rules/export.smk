@@ -3,16 +3,15 @@
 from refusal_directions.resources import export_disk_mb
 
 EXPORT = canonical(config["export"])
-# The direction: the selected one (the selection's checkpoint and its summary), or a configured layer's
-# train-split direction.
-EXPORT_DIRECTION = (
-    {
-        "direction": checkpoint_output("select_direction", "direction"),
-        "selection": rules.select_direction.output.summary,
-    }
-    if EXPORT["layer"] is None
-    else {"direction": rules.compute_directions.output.directions}
-)
+# The direction: the selected one (through the selection's checkpoint: a choice that writes the same bytes
+# skips the export), or a configured layer's train-split direction.
+EXPORT_DIRECTION = {
+    "direction": (
+        checkpoint_output("select_direction", "direction")
+        if EXPORT["layer"] is None
+        else rules.compute_directions.output.directions
+    )
+}
 EXPORT_DISK_MB = {
     slug: export_disk_mb(MODEL_SIZES[slug].n_params, EXPORT["dtype"]) for slug in MODELS
 }

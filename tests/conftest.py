@@ -120,11 +120,12 @@ def default_run(tmp_path_factory) -> Path:
 
 
 def copy_run(source: Path, target: Path) -> Path:
-    """A copy of a finished run, mtimes and Snakemake's metadata included; the converted model (hundreds
-    of MB, never written again) is hard-linked."""
+    """A copy of a finished run, mtimes and Snakemake's metadata included; the converted and the edited model
+    (hundreds of MB each, never written in place: a job that redoes one writes a new folder) are hard-linked."""
 
     def copy(src, dst):
-        return os.link(src, dst) if f"{os.sep}converted{os.sep}" in src else shutil.copy2(src, dst)
+        large = any(f"{os.sep}{folder}{os.sep}" in src for folder in ("converted", "edited"))
+        return os.link(src, dst) if large else shutil.copy2(src, dst)
 
     shutil.copytree(source, target, symlinks=True, copy_function=copy)
     return target

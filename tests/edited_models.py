@@ -25,13 +25,11 @@ def direction_inputs(folder: Path, seed: int = 0) -> tuple[dict, np.ndarray]:
     folder.mkdir(parents=True, exist_ok=True)
     direction = np.random.default_rng(seed).normal(size=HIDDEN).astype(np.float32) * 5
     unit = direction / np.linalg.norm(direction)
-    metadata = {"refusal_directions": json.dumps({"layer": 1, "position": -1})}
+    metadata = {"refusal_directions": json.dumps({"layer": 1, "position": -1, "method": "refusal_score"})}
     save_file({"direction": direction, "unit": unit}, str(folder / "selected.safetensors"), metadata=metadata)
     save_file({"unit_directions": np.stack([unit] * N_LAYERS)}, str(folder / "directions.safetensors"))
-    (folder / "selected.json").write_text(json.dumps({"method": "refusal_score", "layer": 1}))
     (folder / "manifest.json").write_text(json.dumps({"n_layers": N_LAYERS, "weights_revision": "sha256:abc"}))
-    inputs = {"direction": str(folder / "selected.safetensors"), "selection": str(folder / "selected.json"),
-              "manifest": str(folder / "manifest.json")}  # fmt: skip
+    inputs = {"direction": str(folder / "selected.safetensors"), "manifest": str(folder / "manifest.json")}
     return inputs, unit.astype(np.float64)
 
 

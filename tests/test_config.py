@@ -100,7 +100,7 @@ def test_exporting_the_selected_direction_needs_the_selection():
 
 
 def test_the_capability_cost_needs_the_selection_and_an_existing_text_file():
-    message = error_for(lambda c: c["selection"].update(enabled=False))
+    message = error_for(lambda c: (c["selection"].update(enabled=False), c["export"].update(layer=3)))
     assert message.startswith("config key 'capability.enabled'") and "needs selection.enabled: true" in message
     message = error_for(lambda c: c["capability"].update(texts={"source": "data/no-such-pile.jsonl"}))
     assert message == "config key 'capability.texts.source': dataset file data/no-such-pile.jsonl does not exist"

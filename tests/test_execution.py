@@ -147,7 +147,10 @@ MODEL_RULES = {
     "run_interventions",
     "score_candidates",
     "evaluate_direction",
+    "orthogonalize_model",
+    "check_edited_model",
     "measure_capability",
+    "measure_edited_capability",
 }
 
 

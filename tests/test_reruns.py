@@ -23,8 +23,10 @@ STATISTICS = {"layer_stats": N_LAYERS, **TABLES}
 CAPABILITY = {"measure_capability": 1, "summarize_capability": 1, "plot_capability": 1}
 INTERVALS = {"behaviour_analysis": 1, "summarize_interventions": 1, "summarize_evaluation": 1,
              "summarize_capability": 1, "plot_capability": 1}  # fmt: skip
+# The edited model: its export and check, and its cross-entropy.
+EXPORT = {"orthogonalize_model": 1, "check_edited_model": 1, "measure_edited_capability": 1}
 SELECTION = {"score_candidates": 1, "select_direction": 1, "plot_selection": 1, "evaluate_direction": 1,
-             "summarize_evaluation": 1, "compare_models": 1, **CAPABILITY}  # fmt: skip
+             "summarize_evaluation": 1, "compare_models": 1, **CAPABILITY, **EXPORT}  # fmt: skip
 READERS_OF_SPLITS = {
     "compute_directions": 1,
     "compute_candidates": 1,
@@ -108,6 +110,7 @@ def test_control_contrast_reruns_statistics_directions_and_their_readers(run):
         "evaluate_direction": 1,
         "summarize_evaluation": 1,
         **CAPABILITY,  # the control direction is a condition there too
+        "measure_edited_capability": 1,  # it scores the evaluation's responses
         "behaviour_analysis": 1,
     }
 
@@ -151,8 +154,9 @@ def test_what_the_extraction_keeps_reruns_it(run, change):
         ({"method": "cosmic"}, {**SELECTION, "score_candidates": 0}),
         (
             {"evaluation": {"n_prompts": 4, "max_new_tokens": 8}},
-            {"evaluate_direction": 1, "summarize_evaluation": 1, **CAPABILITY},
-        ),  # fmt: skip
+            # the check runs on the evaluation's prompts; the edited model's cross-entropy scores its responses
+            {"evaluate_direction": 1, "summarize_evaluation": 1, **CAPABILITY, **EXPORT, "orthogonalize_model": 0},
+        ),
     ],
     ids=["layer_stride", "threshold", "method", "evaluation"],
 )
@@ -178,7 +182,7 @@ def test_a_threshold_that_keeps_the_choice_skips_the_evaluation(run):
     evaluated = (selection / "evaluation_kl.csv").stat().st_mtime_ns
     result = run_workflow(run, config)
     ran = counts(planned_jobs(result))
-    assert ran["select_direction"] == 1 and not {"evaluate_direction", "measure_capability"} & set(ran), ran
+    assert ran["select_direction"] == 1 and not {"evaluate_direction", "measure_capability", *EXPORT} & set(ran), ran
     assert (selection / "selected_direction.safetensors").read_bytes() == direction
     assert (selection / "evaluation_kl.csv").stat().st_mtime_ns == evaluated
     assert dry_run(run, config) == []
@@ -257,7 +261,7 @@ def test_branch_settings_rerun_their_branch_only(run, change, expected):
         (lambda c: c["capability"].update(n_tokens=100), {}),  # no generic text: nothing to bound
         (
             lambda c: c["capability"].update(texts={"source": "data/harmless_questions.txt"}),
-            {"download_capability_texts": 1, **CAPABILITY, "write_report": 1, "all": 1},
+            {"download_capability_texts": 1, **CAPABILITY, "measure_edited_capability": 1, "write_report": 1, "all": 1},
         ),
         (lambda c: c["capability"].update(enabled=False), {"write_report": 1, "all": 1}),
     ],
@@ -265,6 +269,22 @@ def test_branch_settings_rerun_their_branch_only(run, change, expected):
 )
 def test_capability_settings_rerun_the_capability_jobs_only(run, change, expected):
     assert counts(dry_run_after(run, change)) == expected
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda c: c["export"].update(dtype="bfloat16"), lambda c: c["export"].update(layer=12)],
+    ids=["dtype", "layer"],
+)
+def test_export_settings_rerun_the_export_and_the_readers_of_the_edited_model(run, change):
+    assert counts(dry_run_after(run, change)) == {
+        **EXPORT,
+        "summarize_evaluation": 1,  # the edited model's rows
+        "summarize_capability": 1,
+        "plot_capability": 1,
+        "write_report": 1,
+        "all": 1,
+    }
 
 
 def resize_model(config):

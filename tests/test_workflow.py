@@ -324,23 +324,21 @@ def test_the_edited_model_is_checked_evaluated_and_costed(finished_run):
     assert (out / "capability.png").stat().st_size > 10_000
 
 
-EDITED_READERS = {"summarize_evaluation", "summarize_capability", "plot_capability", "write_report", "all"}
-
-
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda c: c["export"].update(dtype="bfloat16"),
-         {"orthogonalize_model", "check_edited_model", "measure_edited_capability", *EDITED_READERS}),
         (lambda c: c["capability"].update(n_tokens=40),
          {"measure_capability", "measure_edited_capability", "summarize_capability", "plot_capability", "write_report",
           "all"}),
+        (lambda c: c["capability"]["texts"].update(source=c["datasets"]["harmless"]["source"]),
+         {"download_capability_texts", "measure_capability", "measure_edited_capability", "summarize_capability",
+          "plot_capability", "write_report", "all"}),
     ],
-    ids=["export.dtype", "capability.n_tokens"],
+    ids=["n_tokens", "texts"],
 )  # fmt: skip
-def test_export_and_capability_settings_rerun_their_jobs_only(finished_run, tmp_path, change, expected):
-    """config/README.md's rows for the export and the capability keys, on the tiny run that has both branches
-    (the shipped default, which test_reruns.py uses, does not export)."""
+def test_generic_text_settings_rerun_the_capability_jobs_only(finished_run, tmp_path, change, expected):
+    """config/README.md's rows for the generic text, on the tiny run that has one (the shipped default, which
+    test_reruns.py uses, has none)."""
     workdir, _ = finished_run
     run = copy_run(workdir, tmp_path / "run")
     config = yaml.safe_load((run / "config.yaml").read_text())

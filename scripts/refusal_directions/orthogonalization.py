@@ -71,17 +71,18 @@ under directional ablation by forward hooks.
 
 def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]:
     """The unit direction r of an export and where it comes from: the selected direction (``layer`` None:
-    ``inputs['direction']`` is selected_direction.safetensors, ``inputs['selection']`` its summary) or the
-    train-split direction of ``layer`` (``inputs['direction']`` is directions.safetensors). A layer outside
-    the model (the extraction's manifest) is an error before any model loads."""
+    ``inputs['direction']`` is selected_direction.safetensors, whose metadata say its layer, position and
+    selection method) or the train-split direction of ``layer`` (``inputs['direction']`` is
+    directions.safetensors). A layer outside the model (the extraction's manifest) is an error before any
+    model loads."""
     n_layers = int(read_json(inputs["manifest"])["n_layers"])
     path = inputs["direction"]
     if layer is None:
         unit = load_file(path)["unit"].astype(np.float64)
         with safe_open(path, "numpy") as handle:
             where = json.loads(handle.metadata()["refusal_directions"])
-        info = {"layer": int(where["layer"]), "position": int(where["position"]),
-                "method": read_json(inputs["selection"])["method"], "source": "the selected direction"}  # fmt: skip
+        info = {"layer": int(where["layer"]), "position": int(where["position"]), "method": where["method"],
+                "source": "the selected direction"}  # fmt: skip
     else:
         if not 0 <= layer < n_layers:
             raise UserError(f"export.layer: {layer} is outside the model (layers 0-{n_layers - 1})")

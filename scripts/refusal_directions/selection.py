@@ -76,7 +76,13 @@ def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
     save_file(
         {"direction": direction.astype(np.float32), "unit": (direction / np.linalg.norm(direction)).astype(np.float32)},
         outputs["direction"],
-        metadata={"refusal_directions": json.dumps({"layer": int(row["layer"]), "position": int(row["position"])})},
+        # Where it comes from travels with it (the export's model card); the thresholds stay out, so a threshold
+        # that keeps the choice writes the same bytes and skips the model jobs that read it.
+        metadata={
+            "refusal_directions": json.dumps(
+                {"layer": int(row["layer"]), "position": int(row["position"]), "method": settings["method"]}
+            )
+        },  # fmt: skip
     )
     column, best = CRITERIA[settings["method"]]
     summary = {
