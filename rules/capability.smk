@@ -76,6 +76,9 @@ rule measure_edited_capability:
     input:
         unpack(generation_inputs),
         **CAPABILITY_DOCUMENTS,
+        # The edited model's direction, through the selection's checkpoint as the export takes it: a choice
+        # that writes the same direction again skips this job as it skips the export.
+        **EXPORT_DIRECTION,
         edited=rules.orthogonalize_model.output.edited,
     output:
         losses="results/{model}/capability/edited_losses.csv",
