@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the default workflow twice -- locally and through SLURM with profiles/slurm -- and prove that
 #   (1) every non-local job was submitted with sbatch and got a SLURM job id,
-#   (2) the jobs that run the model (extraction, generation, interventions: the only ones with gpu=1)
-#       were submitted with --gpus=1 to the gpu partition, and no other job asks for a GPU,
+#   (2) the jobs that run the model (the rules profiles/slurm sends to the gpu partition: the only ones with
+#       gpu=1) were submitted with --gpus=1 to the gpu partition, and no other job asks for a GPU,
 #   (3) the statistics tables of both runs are byte-identical.
 #
 # Usage: .ci/slurm/run-workflow.sh REPO [STATE_DIR]
@@ -73,30 +73,30 @@ squeue_log=$work/squeue.log
 poller=$!
 trap 'kill "$poller" 2>/dev/null || true' EXIT
 
+# The jobs that run the model: those the profile sends to the gpu partition. A CLI --set-resources replaces
+# the profile's whole set-resources block, so it is rebuilt from the profile: the same partitions, and the
+# model jobs' memory and CPUs fitted to the CI node (2 cores, ~21 GB).
+mapfile -t model_rules < <("$python" -c '
+import sys, yaml
+blocks = yaml.safe_load(open(sys.argv[1]))["set-resources"]
+print("\n".join(rule for rule, resources in blocks.items() if resources.get("slurm_partition") == "gpu"))
+' "$repo/profiles/slurm/profile.yaml")
+[ "${#model_rules[@]}" -gt 0 ] || { say "FAIL: no rule of profiles/slurm/profile.yaml is sent to the gpu partition"; exit 1; }
+set_resources=()
+set_threads=()
+for rule in "${model_rules[@]}"; do
+    set_resources+=("$rule:slurm_partition=gpu" "$rule:mem_mb=8000")
+    set_threads+=("$rule=2")
+done
+say "model jobs (gpu partition): ${model_rules[*]}"
+
 slurm_args=(
     --profile "$repo/profiles/slurm"
     # No slurmdbd here: sacct does not work, so poll with squeue (MinJobAge >= 3x the first interval).
     --slurm-status-command squeue
     --slurm-init-seconds-before-status-checks "$init_seconds"
-    # A CLI --set-resources replaces the profile's whole set-resources block: repeat its partitions, and
-    # fit the model jobs' memory and CPUs to the CI node (2 cores, ~21 GB).
-    --set-resources
-    extract_activations:slurm_partition=gpu
-    extract_activations:mem_mb=8000
-    generate_responses:slurm_partition=gpu
-    generate_responses:mem_mb=8000
-    run_interventions:slurm_partition=gpu
-    run_interventions:mem_mb=8000
-    score_candidates:slurm_partition=gpu
-    score_candidates:mem_mb=8000
-    evaluate_direction:slurm_partition=gpu
-    evaluate_direction:mem_mb=8000
-    --set-threads
-    extract_activations=2
-    generate_responses=2
-    run_interventions=2
-    score_candidates=2
-    evaluate_direction=2
+    --set-resources "${set_resources[@]}"
+    --set-threads "${set_threads[@]}"
     # The sbatch command lines are logged only at debug level.
     --verbose
 )
@@ -129,7 +129,7 @@ fi
 # --- (c) checks -----------------------------------------------------------------------------------
 say "checks"
 set +e
-"$python" - "$work" "$local_dir" "$slurm_dir" "$state" "$repo/config/config.yaml" <<'PY'
+"$python" - "$work" "$local_dir" "$slurm_dir" "$state" "$repo/config/config.yaml" "${model_rules[*]}" <<'PY'
 import re
 import sys
 from collections import Counter
@@ -138,7 +138,8 @@ from pathlib import Path
 
 import yaml
 
-work, local_dir, slurm_dir, state, configfile = map(Path, sys.argv[1:])
+work, local_dir, slurm_dir, state, configfile = map(Path, sys.argv[1:6])
+model_rules = tuple(sys.argv[6].split())
 log = (work / "slurm.log").read_text(errors="replace")
 local_log = (work / "local.log").read_text(errors="replace")
 failures = []
@@ -204,7 +205,6 @@ if jobcomp.exists():
           + (f"; not: {bad}" if bad else ""))
 
 print("(2) the jobs that run the model were submitted with --gpus=1 to the gpu partition")
-model_rules = ("extract_activations", "generate_responses", "run_interventions", "score_candidates", "evaluate_direction")
 model_jobs = [j for j, rule in remote.items() if rule in model_rules]
 check(sum(remote[j] == "extract_activations" for j in model_jobs) == 1,
       f"one extract_activations job; model jobs {sorted(remote[j] for j in model_jobs)} (SLURM jobs "
