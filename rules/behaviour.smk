@@ -24,6 +24,7 @@ rule score_refusals:
     input:
         responses=rules.generate_responses.output.responses,
         manifest=activation_manifest,
+        judgements=judgement_files("behaviour"),
     output:
         refusals="results/{model}/behaviour/refusals.csv",
     log:

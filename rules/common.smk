@@ -40,6 +40,10 @@ USED_DATASETS = sorted(DATASETS)
 CONTROL = canonical(config["control"])
 SPLITS = canonical(config["splits"])
 REFUSAL = canonical(config["refusal"])
+# The llm judge's settings when it runs (rules/judges.smk), and its key in the model size table.
+LLM_JUDGE = REFUSAL["llm"] if "llm" in REFUSAL["judges"] else None
+JUDGE_KEY = "llm judge"
+JUDGE_RULES = ("judge_responses",)
 # The settings the per-layer numbers depend on, named as StatsSettings names them (no thresholds), and
 # those an interval of the behaviour, intervention and evaluation statistics depends on.
 STATISTICS = {
@@ -56,7 +60,9 @@ def conversion_key(spec):
     return f"{origin}--{Path(spec['gguf_file']).stem}"
 
 
-CONVERSIONS = {conversion_key(m): m for m in MODELS.values() if m["gguf_file"]}
+# Every model that runs in a job, by its key in the size table: the models studied and the judge model.
+SIZED_MODELS = {**MODELS, **({JUDGE_KEY: LLM_JUDGE["model"]} if LLM_JUDGE else {})}
+CONVERSIONS = {conversion_key(m): m for m in SIZED_MODELS.values() if m["gguf_file"]}
 
 
 wildcard_constraints:
@@ -83,9 +89,9 @@ def read_model_sizes():
     """Every model's parameter count (and depth), read before any job: the resources of its jobs follow."""
     if not workflow.is_main_process and SIZES_VARIABLE in os.environ:
         sizes = json.loads(os.environ[SIZES_VARIABLE])
-        return {slug: ModelSize(**sizes[slug]) for slug in MODELS}
+        return {slug: ModelSize(**sizes[slug]) for slug in SIZED_MODELS}
     sizes = {}
-    for slug, spec in MODELS.items():
+    for slug, spec in SIZED_MODELS.items():
         size = read_model_size(spec, model_location(spec))
         if size is None:
             stop(
@@ -104,12 +110,13 @@ EXECUTION = ExecutionSettings.from_config(config).resources()
 
 
 def derived_resources(model, rule):
-    """gpu, mem_mb, runtime and threads of one model job, from the model's size and the job's work; the
-    model's ``resources:`` entry wins."""
-    spec = MODELS[model]
+    """gpu, mem_mb, runtime and threads of one model job, from the size of the model it loads (a judge job:
+    the judge model's) and the job's work; that model's ``resources:`` entry wins."""
+    loaded = JUDGE_KEY if rule in JUDGE_RULES else model
+    spec = SIZED_MODELS[loaded]
     work = MODEL_WORK[model][rule]
     return job_resources(
-        MODEL_SIZES[model].n_params, spec["dtype"], work, config["gpu_mem_mb"], spec["resources"]
+        MODEL_SIZES[loaded].n_params, spec["dtype"], work, config["gpu_mem_mb"], spec["resources"]
     )
 
 
@@ -223,12 +230,26 @@ def each_layer(pattern):
 activation_files = each_layer(str(Path(ACTIVATIONS, LAYER_FILE)))
 
 
-def converted_model(wildcards):
-    """The converted folder of a GGUF model (every job that loads the model reads it), else nothing."""
-    spec, converted = MODELS[wildcards.model], rules.convert_model.output.converted
+def converted_folder(spec):
+    """The converted folder of a GGUF model (every job that loads it reads it), else nothing."""
     if not spec["gguf_file"]:
         return {}
-    return {"converted": converted.format(conversion=conversion_key(spec))}
+    return {
+        "converted": rules.convert_model.output.converted.format(conversion=conversion_key(spec))
+    }
+
+
+def converted_model(wildcards):
+    return converted_folder(MODELS[wildcards.model])
+
+
+# The llm judge's verdicts on one response file (rules/judges.smk), read by the step that labels it.
+JUDGEMENTS = "results/{model}/judgements/{source}/llm.csv"
+
+
+def judgement_files(*sources):
+    """The llm judge's verdicts on the response files of ``sources`` (judges.RESPONSE_SOURCES), when it runs."""
+    return [JUDGEMENTS.replace("{source}", source) for source in sources] if LLM_JUDGE else []
 
 
 def formatted_prompts(wildcards):
@@ -244,4 +265,16 @@ def generation_inputs(wildcards):
         "prompts": formatted_prompts(wildcards),
         "splits": rules.split_prompts.output.splits,
         **converted_model(wildcards),
+    }
+
+
+def evaluation_inputs(wildcards):
+    """What the selected direction's evaluation (and the edited model's check) reads: a model job's inputs,
+    and the prompts of selection.evaluation.harmful_dataset when the harmful ones come from there.
+    """
+    name = config["selection"]["evaluation"]["harmful_dataset"]
+    written = dict(zip(USED_DATASETS, rules.extract_activations.output.prompts, strict=True))
+    return {
+        **generation_inputs(wildcards),
+        **({"evaluation_harmful": written[name]} if name else {}),
     }

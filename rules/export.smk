@@ -45,7 +45,7 @@ rule orthogonalize_model:
 # Beside the checkpoint, not in it: a rule cannot write inside another rule's directory output.
 rule check_edited_model:
     input:
-        unpack(generation_inputs),
+        unpack(evaluation_inputs),
         **EXPORT_DIRECTION,
         manifest=activation_manifest,
         edited=rules.orthogonalize_model.output.edited,

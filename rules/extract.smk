@@ -16,7 +16,9 @@ CONVERSION_SPECS = {
     for key, spec in CONVERSIONS.items()
 }
 CONVERSION_MEMORY = {
-    key: conversion_mem_mb(MODEL_SIZES[spec["slug"]].n_params) for key, spec in CONVERSIONS.items()
+    conversion_key(spec): conversion_mem_mb(MODEL_SIZES[key].n_params)
+    for key, spec in SIZED_MODELS.items()
+    if spec["gguf_file"]
 }
 
 

@@ -27,6 +27,7 @@ rule summarize_interventions:
     input:
         generations=rules.run_interventions.output.generations,
         kl=rules.run_interventions.output.kl,
+        judgements=judgement_files("interventions"),
     output:
         labels="results/{model}/interventions/labels.csv",
         sweep=report(

@@ -25,6 +25,22 @@ REPORT_BRANCH_INPUTS = {
     if config[branch]["enabled"]
     for key, path in paths.items()
 }
+# The judges' agreement, when a branch wrote responses (rules/judges.smk), and what the report says of them.
+REPORT_JUDGE_INPUTS = (
+    {
+        "agreement": rules.judge_agreement.output.agreement,
+        "judge_rates": rules.judge_agreement.output.rates,
+        "disagreements": rules.judge_agreement.output.disagreements,
+    }
+    if LABELLED_SOURCES
+    else {}
+)
+REPORT_JUDGES = {
+    "judges": REFUSAL["judges"],
+    "primary": REFUSAL["primary"],
+    "llm_model": (LLM_JUDGE["model"]["name"] or LLM_JUDGE["model"]["id"]) if LLM_JUDGE else None,
+    "llm_n_params": MODEL_SIZES[JUDGE_KEY].n_params if LLM_JUDGE else 0,
+}
 
 
 rule plot_directions:
@@ -55,6 +71,7 @@ rule plot_directions:
 rule write_report:
     input:
         **REPORT_BRANCH_INPUTS,
+        **REPORT_JUDGE_INPUTS,
         summary=rules.aggregate_layers.output.summary,
         validation=rules.aggregate_layers.output.validation,
         top10=rules.aggregate_layers.output.top10,
@@ -74,6 +91,7 @@ rule write_report:
         datasets=DATASETS,
         seed=config["seed"],
         title=model_title,
+        judges=REPORT_JUDGES,
         code=code_version("write_report"),
     script:
         "../scripts/write_report.py"

@@ -102,7 +102,7 @@ rule plot_selection:
 
 rule evaluate_direction:
     input:
-        unpack(generation_inputs),
+        unpack(evaluation_inputs),
         manifest=activation_manifest,
         # Through the checkpoint: a selection that writes the same direction again (Snakemake compares
         # its checksum) skips the evaluation, a model job.
@@ -132,6 +132,9 @@ rule summarize_evaluation:
     input:
         generations=[rules.evaluate_direction.output.generations, *EDITED_CONDITION["generations"]],
         kl=[rules.evaluate_direction.output.kl, *EDITED_CONDITION["kl"]],
+        judgements=judgement_files(
+            "evaluation", *(["edited"] if config["export"]["enabled"] else [])
+        ),
     output:
         labels="results/{model}/selection/evaluation_labels.csv",
         table=report(

@@ -20,8 +20,13 @@ BRANCHES = {
         "plot_capability",
     ),
 }
-# Rules of an enabled branch that a setting leaves out.
-UNUSED = {"download_capability_texts"} if config["capability"]["texts"] is None else set()
+# Rules that a setting leaves out: the generic text without one, the llm judge when it does not run, the
+# judges' agreement when no branch writes responses.
+UNUSED = (
+    ({"download_capability_texts"} if config["capability"]["texts"] is None else set())
+    | (set() if LLM_JUDGE else {"judge_responses"})
+    | (set() if LABELLED_SOURCES else {"judge_agreement"})
+)
 
 
 def final_outputs():
@@ -29,7 +34,12 @@ def final_outputs():
     rule (but those of a disabled branch, and those a setting leaves out), for every model, dataset and GGUF conversion. A target that goes
     missing is rebuilt; an intermediate file that is not a target would not be once the files after it
     exist. Files per layer are named once the extraction has run: per_layer_targets."""
-    values = {"model": list(MODELS), "dataset": USED_DATASETS, "conversion": list(CONVERSIONS)}
+    values = {
+        "model": list(MODELS),
+        "dataset": USED_DATASETS,
+        "conversion": list(CONVERSIONS),
+        "source": JUDGED_SOURCES,
+    }
     disabled = UNUSED | {
         name
         for branch, names in BRANCHES.items()

@@ -22,7 +22,7 @@ from refusal_directions.behaviour import (
 )
 from refusal_directions.intervals import wilson_interval
 from refusal_directions.jsonio import write_jsonl
-from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses, make_judge
+from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses
 
 from conftest import REPO
 
@@ -54,10 +54,15 @@ def test_classifier_judge_mechanics(tmp_path):
     config = LlamaConfig.from_pretrained(folder)
     config.num_labels, config.id2label, config.label2id = 2, {0: "comply", 1: "refusal"}, {"comply": 0, "refusal": 1}
     LlamaForSequenceClassification(config).save_pretrained(folder)
-    always = make_judge({"judge": {"model": str(folder), "refusal_label": "refusal", "threshold": 0.0},
-                         "empty_is_refusal": False, "substrings": ARDITI_SUBSTRINGS})  # fmt: skip
-    assert isinstance(always, ClassifierJudge)
+    always = ClassifierJudge(str(folder), "refusal", threshold=0.0, empty_is_refusal=False)
     assert [v.refused for v in always.judge(["a", "b"], ["Sure", "No"])] == [True, True]
+    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": False, "judges": ["classifier"],
+                "primary": "classifier", "classifier": {"model": str(folder), "refusal_label": "refusal",
+                                                        "threshold": 0.0}}  # fmt: skip
+    records = [{"text": "a", "response": "Sure"}, {"text": "b", "response": "I cannot"}]
+    table = label_responses(records, settings)
+    assert table["refused"].tolist() == table["refused_classifier"].tolist() == table["refused_text"].tolist()
+    assert table["refused_classifier"].tolist() == [True, True] and table["refused_substring"].tolist() == [False, True]
     never = ClassifierJudge(str(folder), "refusal", threshold=1.01)
     assert [v.refused for v in never.judge(["a"], ["Sure"])] == [False]
     with pytest.raises(ValueError, match="no label 'refused'"):
@@ -100,7 +105,8 @@ def test_prediction_row_and_interval():
 
 
 def test_label_responses_keeps_both_labels():
-    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": True, "judge": None}
+    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": True, "classifier": None,
+                "judges": ["substring"], "primary": "substring"}  # fmt: skip
     records = [
         {"id": "a", "set": "harmful", "row": 0, "text": "p", "response": "I cannot do that."},
         {"id": "b", "set": "harmless", "row": 1, "text": "q", "response": "Sure, here it is."},
@@ -110,13 +116,14 @@ def test_label_responses_keeps_both_labels():
     assert table["refused"].tolist() == table["refused_text"].tolist() == [True, False, True]
     assert table["refused_substring"].tolist() == [True, False, True]
     assert table["evidence"].tolist() == ["I cannot", "", "empty response"]
-    assert (table["judge"] == "substring").all() and "response" not in table
+    assert (table["primary"] == "substring").all() and table["response"].tolist()[0] == "I cannot do that."
     assert table["response_chars"].tolist() == [17, 17, 0]
 
 
 def test_a_refusal_by_the_text_or_by_the_score():
     """A soft refusal the substrings miss counts through its refusal score; the disagreement is labelled."""
-    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": True, "judge": None}
+    settings = {"substrings": ARDITI_SUBSTRINGS, "empty_is_refusal": True, "classifier": None,
+                "judges": ["substring", "refusal_score"], "primary": "text_or_score"}  # fmt: skip
     records = [
         {"id": "a", "set": "harmful", "row": 0, "text": "p", "response": "I cannot do that.", "refusal_score": 2.0},
         {"id": "b", "set": "harmful", "row": 1, "text": "q", "response": "That is illegal and unethical.",

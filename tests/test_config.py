@@ -81,8 +81,8 @@ def test_reserved_slug_is_rejected():
 
 def test_a_value_that_is_not_a_mapping_where_a_oneof_branch_has_defaults():
     """snakemake's validate fills defaults before it checks the type: the value still gets its one-line error."""
-    message = error_for(lambda c: c.setdefault("refusal", {}).update(judge=5))
-    assert message == "config key 'refusal.judge': 5 is not valid under any of the given schemas"
+    message = error_for(lambda c: c.setdefault("refusal", {}).update(classifier=5))
+    assert message == "config key 'refusal.classifier': 5 is not valid under any of the given schemas"
 
 
 def test_exporting_the_selected_direction_needs_the_selection():
@@ -110,3 +110,30 @@ def test_the_capability_cost_needs_the_selection_and_an_existing_text_file():
     config["capability"]["texts"] = {"source": "hf://tatsu-lab/alpaca", "text_column": "output"}
     # a Hub dataset is checked when it is read
     assert validate_config(config, SCHEMA)["capability"]["texts"]["split"] == "train"
+
+
+def refusal_error(**settings):
+    """The error of the default config with these ``refusal`` settings."""
+    return error_for(lambda c: c.setdefault("refusal", {}).update(settings))
+
+
+def test_judges_and_their_models_are_checked():
+    assert "llm needs refusal.llm" in refusal_error(judges=["substring", "llm"])
+    assert "classifier needs refusal.classifier" in refusal_error(judges=["classifier"])
+    message = refusal_error(judges=["substring"])
+    assert message == "config key 'refusal.primary': text_or_score needs refusal_score in refusal.judges"
+    message = refusal_error(primary="llm")
+    assert message == "config key 'refusal.primary': llm is not in refusal.judges (substring, refusal_score)"
+    missing = {"model": {"slug": "j", "id": "/no/such/judge"}}
+    message = refusal_error(judges=["substring", "refusal_score", "llm"], llm=missing)
+    assert message == "config key 'refusal.llm.model.id': local model folder /no/such/judge does not exist"
+    # the classifier's old key says where it went
+    message = refusal_error(judge={"model": "m", "refusal_label": "refusal"})
+    assert "'judge' (now refusal.classifier, with classifier in refusal.judges) in 'refusal'" in message
+
+
+def test_the_evaluation_set_is_a_separate_configured_dataset():
+    message = error_for(lambda c: c["selection"]["evaluation"].update(harmful_dataset="jbb"))
+    assert message.startswith("config key 'selection.evaluation.harmful_dataset': 'jbb' is not a dataset")
+    message = error_for(lambda c: c["selection"]["evaluation"].update(harmful_dataset="harmful"))
+    assert "'harmful' built the direction" in message

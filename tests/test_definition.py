@@ -22,6 +22,7 @@ MODEL_RULES = (
     "check_edited_model",
     "measure_capability",
     "measure_edited_capability",
+    "judge_responses",
 )
 HEAVY_RULES = ("convert_model", *MODEL_RULES)
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
@@ -59,6 +60,24 @@ def test_dry_run(configfile, tmp_path):
             resources = planned[rule]["resources"]
             assert resources["gpu"] == "1" and resources["mem_mb"] == "8000" and int(resources["runtime"]) >= 15
         assert {"download_capability_texts", "summarize_capability", "plot_capability"} <= set(planned)
+
+
+def test_the_jailbreakbench_config_judges_with_a_7b_model_sized_from_its_parameters(tmp_path):
+    """Given after the Qwen config: the evaluation reads JailbreakBench's prompts, and judge_responses (one per
+    response file) asks for the 7.6B judge's resources, not the 1.5B model's."""
+    (tmp_path / "data").symlink_to(REPO / "data")
+    overlay = REPO / "config" / "experiments" / "qwen2.5-1.5b-jailbreakbench.yaml"
+    result = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                       str(QWEN), str(overlay), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    judged = [job for job in jobs if job["rule"] == "judge_responses"]
+    sources = sorted(job["wildcards"]["source"] for job in judged)
+    assert sources == ["behaviour", "edited", "evaluation", "interventions"]
+    model_job = next(job for job in jobs if job["rule"] == "evaluate_direction")["resources"]
+    for job in judged:
+        assert job["resources"]["gpu"] == "1" and job["resources"]["mem_mb"] == "19000" != model_job["mem_mb"]
+    assert re.search(r"rule evaluate_direction:\n    input: [^\n]*prompts/jailbreakbench\.jsonl", result.stdout)
 
 
 def test_lint_is_clean():

@@ -154,17 +154,21 @@ MODEL_RULES = {
 }
 
 
-def test_only_the_jobs_that_run_the_model_ask_for_a_gpu(tmp_path):
+@pytest.mark.parametrize("experiment", [None, "smollm2-llm-judge.yaml"], ids=["default", "llm-judge"])
+def test_only_the_jobs_that_run_the_model_ask_for_a_gpu(tmp_path, experiment):
+    """The default config (every branch on), and with the embedded model as the llm judge (merged into the
+    default config, which the Snakefile reads from the working folder)."""
     (tmp_path / "data").symlink_to(REPO / "data")
+    (tmp_path / "config").symlink_to(REPO / "config")
+    configfile = REPO / "config" / ("experiments/" + experiment if experiment else "config.yaml")
+    model_rules = MODEL_RULES | ({"judge_responses"} if experiment else set())
     for profile in (None, REPO / "profiles" / "slurm"):
         extra = ["--profile", str(profile)] if profile else []
-        jobs = planned_jobs(
-            run_workflow(tmp_path, None, "-n", *extra, configfile=REPO / "config" / "config.yaml", replace=False)
-        )
+        jobs = planned_jobs(run_workflow(tmp_path, None, "-n", *extra, configfile=configfile, replace=False))
         gpu_rules = {job["rule"] for job in jobs if job["resources"].get("gpu")}
-        assert gpu_rules == MODEL_RULES  # the default config runs the behaviour and interventions branches
+        assert gpu_rules == model_rules
         for job in jobs:
-            if job["rule"] in MODEL_RULES:
+            if job["rule"] in model_rules:
                 resources = job["resources"]
                 # Derived from the embedded model's 135M parameters (tests/test_resources.py: larger models).
                 assert resources["gpu"] == "1" and 4000 < int(resources["mem_mb"]) < 8000

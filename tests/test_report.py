@@ -10,6 +10,7 @@ import pytest
 
 from refusal_directions.behaviour import RESPONSES, SCORES, refusal_rates
 from refusal_directions.conditions import BASELINES, CONDITIONS, EVALUATION, SWEEP, control_kind, label
+from refusal_directions.judge_agreement import agreement_table, disagreement_table, rate_table
 from refusal_directions.report import write_report
 
 LEVEL = 0.95
@@ -86,7 +87,12 @@ def _refusals() -> pd.DataFrame:
             "refusal_score": [1.0] * 5 + [-1.0] * 7,
             "agreement": agreement,
             "evidence": ["I cannot"] * 3 + [""] * 9,
-            "judge": "substring",
+            "primary": "text_or_score",
+            "text": [f"prompt {i}" for i in range(12)],
+            "response": ["I cannot"] * 3 + ["Sure | fine"] * 2 + ["Sure"] * 7,
+            "refused_substring": [kind == "both" for kind in agreement],
+            "refused_llm": [kind != "neither" for kind in agreement[:-1]] + [True],
+            "refused_text_or_score": [kind != "neither" for kind in agreement],
         }
     )
 
@@ -167,6 +173,10 @@ def _selected() -> dict:
     }
 
 
+JUDGES = {"judges": ["substring", "refusal_score", "llm"], "primary": "text_or_score", "llm_model": "tiny-judge",
+          "llm_n_params": 135_000_000}  # fmt: skip
+
+
 def write_results(folder, **tables) -> dict[str, str]:
     """Every table the report reads, written under ``folder``; ``tables`` replaces one by its input name."""
     refusals = tables.get("refusals", _refusals())
@@ -182,6 +192,15 @@ def write_results(folder, **tables) -> dict[str, str]:
         **tables,
     }
     frames["top10"] = frames["validation"]
+    labels = pd.concat([frames["refusals"].assign(source="behaviour"),
+                        frames["evaluation_labels"].assign(source="evaluation")], ignore_index=True)  # fmt: skip
+    labels = labels.assign(condition=labels.get("condition"), layer=None)
+    intervals = {"n_bootstrap": 50, "ci_level": LEVEL, "seed": 0}
+    frames.update(
+        agreement=agreement_table(labels, JUDGES["judges"], intervals),
+        judge_rates=rate_table(labels, JUDGES["judges"], JUDGES["primary"], LEVEL),
+        disagreements=disagreement_table(labels, JUDGES["judges"]),
+    )
     inputs = {}
     for name, frame in frames.items():
         inputs[name] = str(folder / f"{name}.csv")
@@ -195,8 +214,17 @@ def write_results(folder, **tables) -> dict[str, str]:
 def render(folder, **tables) -> str:
     inputs = write_results(folder, **tables)
     datasets = {"harmful": {"source": "harmful.txt"}, "harmless": {"source": "harmless.txt"}}
-    write_report(inputs, {"report": str(folder / "report.md")}, datasets, 42, "Tiny")
+    write_report(inputs, {"report": str(folder / "report.md")}, datasets, 42, "Tiny", JUDGES)
     return (folder / "report.md").read_text()
+
+
+def test_the_judges_section_names_the_primary_judge_and_the_judge_model(tmp_path):
+    judging = section(render(tmp_path), "Judging refusal")
+    assert "use the **text_or_score** judge" in judging
+    assert "`tiny-judge` (135M parameters)" in judging and "demonstration of the machinery, not evidence" in judging
+    assert "| substring | refusal_score | 24 | 6 | 0 | 4 | 14 |" in judging
+    assert "- behaviour: 3" in judging
+    assert "| behaviour | prompt 3 | Sure \\| fine | complied | refused | refused |" in judging
 
 
 def section(report: str, heading: str) -> str:

@@ -22,11 +22,13 @@ STATISTICS = {"layer_stats": N_LAYERS, **TABLES}
 # The capability cost: the cross-entropy of the evaluation's conditions, its table and its figure.
 CAPABILITY = {"measure_capability": 1, "summarize_capability": 1, "plot_capability": 1}
 INTERVALS = {"behaviour_analysis": 1, "summarize_interventions": 1, "summarize_evaluation": 1,
-             "summarize_capability": 1, "plot_capability": 1}  # fmt: skip
+             "summarize_capability": 1, "plot_capability": 1, "judge_agreement": 1}  # fmt: skip
+# The judges' agreement reads every label table: it reruns with any of them (seconds; no judge model job).
+AGREEMENT = {"judge_agreement": 1}
 # The edited model: its export and check, and its cross-entropy.
 EXPORT = {"orthogonalize_model": 1, "check_edited_model": 1, "measure_edited_capability": 1}
 SELECTION = {"score_candidates": 1, "select_direction": 1, "plot_selection": 1, "evaluate_direction": 1,
-             "summarize_evaluation": 1, "compare_models": 1, **CAPABILITY, **EXPORT}  # fmt: skip
+             "summarize_evaluation": 1, "compare_models": 1, **CAPABILITY, **EXPORT, **AGREEMENT}  # fmt: skip
 READERS_OF_SPLITS = {
     "compute_directions": 1,
     "compute_candidates": 1,
@@ -112,11 +114,13 @@ def test_control_contrast_reruns_statistics_directions_and_their_readers(run):
         **CAPABILITY,  # the control direction is a condition there too
         "measure_edited_capability": 1,  # it scores the evaluation's responses
         "behaviour_analysis": 1,
+        **AGREEMENT,
     }
 
 
+# summarize_interventions writes the labels next to its figure: the agreement reads them again.
 FIGURES = {"plot_directions": 1, "behaviour_analysis": 1, "summarize_interventions": 1, "plot_selection": 1,
-           "plot_capability": 1, "write_report": 1, "all": 1}  # fmt: skip
+           "plot_capability": 1, "write_report": 1, "all": 1, **AGREEMENT}  # fmt: skip
 
 
 def test_plot_dpi_reruns_figures_and_report_only(run):
@@ -155,7 +159,14 @@ def test_what_the_extraction_keeps_reruns_it(run, change):
         (
             {"evaluation": {"n_prompts": 4, "max_new_tokens": 8}},
             # the check runs on the evaluation's prompts; the edited model's cross-entropy scores its responses
-            {"evaluate_direction": 1, "summarize_evaluation": 1, **CAPABILITY, **EXPORT, "orthogonalize_model": 0},
+            {
+                "evaluate_direction": 1,
+                "summarize_evaluation": 1,
+                **CAPABILITY,
+                **EXPORT,
+                "orthogonalize_model": 0,
+                **AGREEMENT,
+            },  # fmt: skip
         ),
     ],
     ids=["layer_stride", "threshold", "method", "evaluation"],
@@ -234,18 +245,39 @@ def test_dataset_edit_reruns_from_its_download(run):
                 "plot_capability": 1,
                 "write_report": 1,
                 "all": 1,
+                **AGREEMENT,
+            },
+        ),
+        (
+            lambda c: c["refusal"].update(primary="refusal_score"),
+            {
+                "score_refusals": 1,
+                "behaviour_analysis": 1,
+                "summarize_interventions": 1,
+                "summarize_evaluation": 1,
+                "plot_capability": 1,
+                "write_report": 1,
+                "all": 1,
+                **AGREEMENT,
             },
         ),
         (
             lambda c: c["behaviour"].update(max_new_tokens=4),
-            {"generate_responses": 1, "score_refusals": 1, "behaviour_analysis": 1, "write_report": 1, "all": 1},
+            {
+                "generate_responses": 1,
+                "score_refusals": 1,
+                "behaviour_analysis": 1,
+                "write_report": 1,
+                "all": 1,
+                **AGREEMENT,
+            },
         ),
         (
             lambda c: c["interventions"].update(max_new_tokens=4),
-            {"run_interventions": 1, "summarize_interventions": 1, "write_report": 1, "all": 1},
+            {"run_interventions": 1, "summarize_interventions": 1, "write_report": 1, "all": 1, **AGREEMENT},
         ),
     ],
-    ids=["refusal", "behaviour", "interventions"],
+    ids=["refusal", "primary", "behaviour", "interventions"],
 )
 def test_branch_settings_rerun_their_branch_only(run, change, expected):
     def apply(config):
@@ -284,6 +316,7 @@ def test_export_settings_rerun_the_export_and_the_readers_of_the_edited_model(ru
         "plot_capability": 1,
         "write_report": 1,
         "all": 1,
+        **AGREEMENT,
     }
 
 

@@ -44,6 +44,7 @@ STATISTICS_COLUMNS = (
 ).split(", ")
 H5_ATTRS = {"model_id", "weights_revision", "layer", "layer_convention", "dtype", "prompt_set_hash"}
 N_SAMPLES, N_TRAIN, N_VALIDATION, N_TEST = 20, 10, 2, 8  # the reference's proportions 128 / 32 / 100
+JUDGED = ("behaviour", "interventions", "evaluation", "edited")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,9 @@ def finished_run(tmp_path_factory, tiny_model):
     config["export"] = {"enabled": True}
     texts = write_lines(workdir / "data" / "texts.txt", [" ".join(HARMLESS[i : i + 3]) for i in range(10)])
     config["capability"] = {"enabled": True, "texts": {"source": texts}, "n_tokens": 80}
+    # The tiny model judges its own responses: the llm judge's jobs and the judges' agreement.
+    config["refusal"] = {"judges": ["substring", "refusal_score", "llm"],
+                         "llm": {"model": {"slug": "tiny-judge", "id": str(tiny_model)}}}  # fmt: skip
     run_workflow(workdir, config)
     return workdir, workdir / "results" / "tiny"
 
@@ -344,3 +348,49 @@ def test_generic_text_settings_rerun_the_capability_jobs_only(finished_run, tmp_
     config = yaml.safe_load((run / "config.yaml").read_text())
     change(config)
     assert {job["rule"] for job in planned_jobs(run_workflow(run, config, "-n"))} == expected
+
+
+def test_the_llm_judge_judges_every_response_file_and_the_judges_agreement_is_reported(finished_run):
+    _, out = finished_run
+    label_tables = {"behaviour": out / "behaviour" / "refusals.csv", "interventions": out / "interventions" /
+                    "labels.csv", "evaluation": out / "selection" / "evaluation_labels.csv"}  # fmt: skip
+    judged = {source: pd.read_csv(out / "judgements" / source / "llm.csv") for source in JUDGED}
+    for source, path in label_tables.items():
+        labels = pd.read_csv(path)
+        assert {"refused_substring", "refused_score", "refused_llm", "llm_log_odds"} <= set(labels)
+        verdicts = pd.concat([judged[s] for s in JUDGED if s == source or (source, s) == ("evaluation", "edited")])
+        assert labels["refused_llm"].tolist() == verdicts["refused"].tolist()
+        assert (labels["refused"] == labels["refused_text"] | labels["refused_score"]).all()  # primary: text_or_score
+    agreement = pd.read_csv(out / "judges" / "agreement.csv")
+    assert set(agreement["scope"]) == {*label_tables, "all"} and len(agreement) == 3 * 4
+    pooled = agreement[agreement["scope"] == "all"]
+    counts = pooled[["both_refused", "only_a_refused", "only_b_refused", "neither_refused"]].sum(axis=1)
+    assert (counts == sum(len(pd.read_csv(path)) for path in label_tables.values())).all()
+    rates = pd.read_csv(out / "judges" / "rates.csv")
+    assert set(rates["judge"]) == {"substring", "refusal_score", "llm", "text_or_score"}
+    assert (rates.loc[rates["primary"], "judge"] == "text_or_score").all()
+    judging = (out / "report.md").read_text().split("## Judging refusal")[1].split("\n## ")[0]
+    assert "use the **text_or_score** judge" in judging and "a demonstration of the machinery, not evidence" in judging
+    assert "| substring | refusal_score |" in judging
+
+
+@pytest.mark.parametrize(
+    "change, judged_again",
+    [
+        (lambda c: c["refusal"].update(primary="llm"), False),
+        (lambda c: c.update(n_bootstrap=200), False),
+        (lambda c: c["refusal"].update(substrings=["I cannot"]), False),
+        (lambda c: c["refusal"]["llm"].update(format="conversation"), True),
+    ],
+    ids=["primary", "n_bootstrap", "substrings", "llm-format"],
+)  # fmt: skip
+def test_a_response_is_judged_again_only_when_a_judge_setting_changes(finished_run, tmp_path, change, judged_again):
+    """A statistics, threshold or primary-judge change relabels and retabulates, and the llm judge's jobs stay
+    done; a change to the llm judge reruns them all (config/README.md's rows for refusal)."""
+    workdir, _ = finished_run
+    run = copy_run(workdir, tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    change(config)
+    planned = [job["rule"] for job in planned_jobs(run_workflow(run, config, "-n"))]
+    assert planned.count("judge_responses") == (len(JUDGED) if judged_again else 0)
+    assert "judge_agreement" in planned and not {"generate_responses", "run_interventions"} & set(planned)

@@ -40,6 +40,10 @@ def _whole_numbers_as_int(value):
     return value
 
 
+# Keys that were renamed: what a config that still uses the old name should say now.
+RENAMED_KEYS = {"refusal.judge": "refusal.classifier, with classifier in refusal.judges"}
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     where = _key_path(error.absolute_path)
     if error.validator == "additionalProperties":
@@ -48,7 +52,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         hints = []
         for key in extra:
             close = difflib.get_close_matches(key, allowed, n=1)
-            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            renamed = RENAMED_KEYS.get(f"{where}.{key}")
+            hint = f" (now {renamed})" if renamed else (f" (did you mean '{close[0]}'?)" if close else "")
+            hints.append(f"'{key}'{hint}")
         inside = "" if where == "<top level>" else f" in '{where}'"
         return f"unknown config key {', '.join(hints)}{inside}; allowed: {', '.join(allowed)}"
     if error.validator == "required":
@@ -101,6 +107,18 @@ def _check_cross_references(config: dict) -> None:
             "config key 'capability.enabled': the capability cost is measured for the selected direction, which "
             "needs selection.enabled: true; enable the selection or set capability.enabled: false"
         )
+    _check_judges(config)
+    evaluation_set = config["selection"]["evaluation"]["harmful_dataset"]
+    if evaluation_set is not None and evaluation_set not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'selection.evaluation.harmful_dataset': {evaluation_set!r} is not a dataset "
+            f"(datasets: {', '.join(config['datasets'])})"
+        )
+    if evaluation_set == "harmful":
+        raise ConfigError(
+            "config key 'selection.evaluation.harmful_dataset': 'harmful' built the direction; name a separate "
+            "dataset, or null for the harmful test split"
+        )
     _check_splits(config)
     sources = {f"datasets.{name}": dataset for name, dataset in config["datasets"].items()}
     if capability["enabled"] and capability["texts"] is not None:
@@ -113,6 +131,20 @@ def _check_cross_references(config: dict) -> None:
             codecs.lookup(dataset["encoding"])
         except LookupError:
             raise ConfigError(f"config key '{key}.encoding': unknown encoding {dataset['encoding']!r}") from None
+
+
+def _check_judges(config: dict) -> None:
+    refusal = config["refusal"]
+    judges, primary = refusal["judges"], refusal["primary"]
+    for judge in ("classifier", "llm"):
+        if judge in judges and refusal[judge] is None:
+            raise ConfigError(f"config key 'refusal.judges': {judge} needs refusal.{judge} (its model)")
+    if primary == "text_or_score" and "refusal_score" not in judges:
+        raise ConfigError("config key 'refusal.primary': text_or_score needs refusal_score in refusal.judges")
+    if primary != "text_or_score" and primary not in judges:
+        raise ConfigError(f"config key 'refusal.primary': {primary} is not in refusal.judges ({', '.join(judges)})")
+    if "llm" in judges:
+        _check_model_files(refusal["llm"]["model"], "refusal.llm.model")
 
 
 def sampled_prompts(config: dict, dataset: str) -> int:

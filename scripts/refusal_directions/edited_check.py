@@ -21,7 +21,7 @@ from .execution import ExecutionSettings
 from .forward import ModelRunner
 from .interventions import ablate_everywhere, kl_divergence
 from .jsonio import write_json
-from .model_job import ModelJob, refusal_tokens, split_prompts
+from .model_job import ModelJob, evaluation_prompts, refusal_tokens
 from .modeling import decoder_layers, resolve_device
 from .orthogonalization import export_direction
 from .progress import Progress
@@ -155,7 +155,7 @@ def check_edited_model(
     refusal scores, and its next-token KL on the harmless prompts against the unedited model."""
     unit, direction = export_direction(inputs, layer)
     job = ModelJob.open(model, inputs)
-    prompts = split_prompts(inputs, "test", evaluation["n_prompts"], evaluation["seed"])
+    prompts = evaluation_prompts(inputs, evaluation)
     ids = {name: job.encode(prompts[name]) for name in MAIN_SETS}
     max_new_tokens = evaluation["max_new_tokens"]
     # The source first, freed before the edited model loads: one model in memory at a time.

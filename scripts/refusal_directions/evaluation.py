@@ -15,7 +15,7 @@ from .condition_runner import ConditionRunner
 from .conditions import EVALUATION, InterventionVectors
 from .execution import ExecutionSettings
 from .interventions import random_like, same_norm
-from .model_job import ModelJob, refusal_tokens, split_prompts
+from .model_job import ModelJob, evaluation_prompts, refusal_tokens
 
 
 def selected_vectors(selected_path: str, directions_path: str, seed: int) -> InterventionVectors:
@@ -35,7 +35,7 @@ def evaluate_direction(
     """evaluation_generations.jsonl (every response, with its prompt's refusal score under the same condition)
     and evaluation_kl.csv (next-token KL of harmless prompts under each condition that records it)."""
     job = ModelJob.load(model, inputs, execution)
-    prompts = split_prompts(inputs, "test", evaluation["n_prompts"], evaluation["seed"])
+    prompts = evaluation_prompts(inputs, evaluation)
     runner = ConditionRunner(job, prompts, refusal_tokens(inputs), evaluation["max_new_tokens"])
     runner.run_all(EVALUATION, selected_vectors(inputs["selected"], inputs["directions"], evaluation["seed"]))
     runner.write(outputs["generations"], outputs["kl"])

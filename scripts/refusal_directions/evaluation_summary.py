@@ -6,14 +6,14 @@ import pandas as pd
 
 from .condition_summary import condition_table
 from .jsonio import read_jsonl
-from .refusal import label_responses
+from .refusal import label_responses, read_judgements
 
 
 def summarize_evaluation(inputs: dict, outputs: dict, refusal: dict, intervals: dict) -> None:
     """evaluation_labels.csv (every response judged, text and score) and evaluation.csv, from the evaluation's
     responses and KL and, when the edited model is exported, its check's (the condition ``edited_model``)."""
     generations = [record for path in inputs["generations"] for record in read_jsonl(path)]
-    labels = label_responses(generations, refusal)
+    labels = label_responses(generations, refusal, read_judgements(inputs.get("judgements", [])))
     labels.to_csv(outputs["labels"], index=False)
     divergences = pd.concat([pd.read_csv(path) for path in inputs["kl"]], ignore_index=True)
     table = condition_table(labels, divergences, intervals["ci_level"], intervals["n_bootstrap"], intervals["seed"])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .chat_format import PromptFormat
-from .conditions import MAIN_SETS
+from .conditions import HARMFUL, MAIN_SETS
 from .execution import ExecutionSettings
 from .forward import ModelRunner
-from .jsonio import read_json
+from .jsonio import read_json, read_jsonl
 from .modeling import load_job_model, load_tokenizer, model_location
 from .sampling import prompt_subsets
 from .splits import read_split
@@ -59,6 +61,18 @@ def split_prompts(inputs: dict, split: str, n_wanted: int | None = None, seed: i
     files = dict(zip(MAIN_SETS, inputs["prompts"], strict=True))
     rows = {name: read_split(inputs["splits"], name, split) for name in MAIN_SETS}
     return prompt_subsets(files, rows, n_wanted, seed)
+
+
+def evaluation_prompts(inputs: dict, evaluation: dict) -> dict[str, list[dict]]:
+    """The selected direction's test prompts (``evaluation``: n_prompts, seed): both sets' test split, or,
+    where the rule passes ``evaluation_harmful`` (selection.evaluation.harmful_dataset), a subset of every
+    sampled prompt of that dataset as the harmful ones: prompts that did not build the direction at all."""
+    prompts = split_prompts(inputs, "test", evaluation["n_prompts"], evaluation["seed"])
+    if "evaluation_harmful" in inputs:
+        files = {HARMFUL: inputs["evaluation_harmful"]}
+        every_row = {HARMFUL: np.arange(len(read_jsonl(inputs["evaluation_harmful"])))}
+        prompts[HARMFUL] = prompt_subsets(files, every_row, evaluation["n_prompts"], evaluation["seed"])[HARMFUL]
+    return prompts
 
 
 def refusal_tokens(inputs: dict) -> list[int]:

@@ -14,6 +14,7 @@ from .jsonio import read_json
 from .report_experiments import capability_facts, experiment_facts
 from .report_facts import direction_facts
 from .report_format import FILTERS, shown, unwrap
+from .report_judges import judge_facts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The files this module reads besides its imports: a change to one reruns the report.
@@ -22,6 +23,7 @@ CODE_FILES = ("templates/*.md.j2",)
 EXPERIMENT_TABLES = (
     "refusals", "refusal_rates", "auroc", "levels", "sweep", "evaluation", "evaluation_labels", "capability",
 )  # fmt: skip
+JUDGE_TABLES = ("agreement", "judge_rates", "disagreements")
 
 
 def environment() -> Environment:
@@ -42,9 +44,11 @@ def render(facts: dict) -> str:
     return unwrap(environment().get_template("report.md.j2").render(facts))
 
 
-def write_report(inputs: dict[str, str], outputs: dict[str, str], datasets: dict, seed: int, title: str) -> None:
+def write_report(inputs: dict[str, str], outputs: dict[str, str], datasets: dict, seed: int, title: str,
+                 judges: dict) -> None:  # fmt: skip
     """report.md from ``inputs``: summary, validation, top10 and, when those branches ran, the behaviour,
-    intervention, selection and capability tables and the edited model's check."""
+    intervention, selection and capability tables, the edited model's check and the judges' agreement
+    (``judges``: which judges ran, the primary one and the llm judge's model)."""
     tables = {name: pd.read_csv(inputs[name]) for name in EXPERIMENT_TABLES if name in inputs}
     selected = read_json(inputs["selected"]) if "selected" in inputs else None
     edited_check = read_json(inputs["edited_check"]) if "edited_check" in inputs else None
@@ -54,5 +58,8 @@ def write_report(inputs: dict[str, str], outputs: dict[str, str], datasets: dict
     )
     facts.update(experiment_facts(tables, selected, summary["statistics"]["ci_level"]))
     capability = capability_facts(tables["capability"]) if "capability" in tables else None
-    facts.update(edited=edited_check, capability=capability)
+    judged = {name: pd.read_csv(inputs[name], keep_default_na=False, na_values=[""]) for name in JUDGE_TABLES
+              if name in inputs}  # fmt: skip
+    judge_section = judge_facts(*(judged[name] for name in JUDGE_TABLES), judges) if judged else None
+    facts.update(edited=edited_check, capability=capability, judges=judge_section)
     Path(outputs["report"]).write_text(render(facts))

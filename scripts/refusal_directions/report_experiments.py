@@ -21,6 +21,7 @@ from .conditions import (
     baseline_of,
     control_kind,
 )
+from .judges import label as judge_label
 from .report_facts import records
 
 # Below this many refusals on harmful prompts without intervention, a reduction cannot be measured.
@@ -99,7 +100,8 @@ def behaviour_facts(refusals: pd.DataFrame, rates: pd.DataFrame, auroc: pd.DataF
     scores_in_harmful = auroc[(auroc["scope"] == HARMFUL_SCOPE) & (auroc["target"] == SCORES)]
     return {
         "n_responses": len(refusals),
-        "judge": refusals["judge"].iloc[0],
+        "primary": refusals["primary"].iloc[0],
+        "primary_label": judge_label(refusals["primary"].iloc[0]),
         "rates": records(rates),
         "disagreements": disagreement_facts(refusals),
         "responses_target": RESPONSES,

@@ -100,6 +100,17 @@ def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def millions(count: int) -> str:
+    """A parameter count in millions or billions: 135M, 1.5B."""
+    return f"{count / 1e9:.3g}B" if count >= 1e9 else f"{count / 1e6:.3g}M"
+
+
+def cell(text: str, length: int = 80) -> str:
+    """Free text in one Markdown table cell: on one line, no column bar, at most ``length`` characters."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= length else flat[: length - 1] + "…"
+
+
 FILTERS = {
     "num": num,
     "sig": sig,
@@ -114,6 +125,8 @@ FILTERS = {
     "yes_no": yes_no,
     "quoted": repr,
     "upper_first": upper_first,
+    "millions": millions,
+    "cell": cell,
 }
 
 

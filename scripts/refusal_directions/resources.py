@@ -88,6 +88,8 @@ TOKENS_PER_PROMPT = 64
 ASSUMED_LAYERS = 32
 # Post-instruction positions assumed before the template is read (ChatML appends five tokens).
 ASSUMED_POSITIONS = 5
+# The llm judge's rubric and template around a judged prompt and response (llm_judge.RUBRIC: ~110 words).
+JUDGE_RUBRIC_TOKENS = 200
 
 
 def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
@@ -123,6 +125,14 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
     documents = tested["evaluation"] * (TOKENS_PER_PROMPT + evaluation["max_new_tokens"]) + (
         capability["n_tokens"] if capability["texts"] else 0
     )
+    # The llm judge reads every response once after its prompt and the rubric; its job for the largest
+    # response file of the run sizes them all.
+    responses = {
+        "behaviour": (2 * tested["behaviour"], behaviour["max_new_tokens"]),
+        "interventions": (conditions * tested["interventions"], interventions["max_new_tokens"]),
+        "evaluation": (len(EVALUATION) * tested["evaluation"], evaluation["max_new_tokens"]),
+    }
+    judged_tokens = max(n * (TOKENS_PER_PROMPT + JUDGE_RUBRIC_TOKENS + new) for n, new in responses.values())
     return {
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
@@ -138,6 +148,7 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         # One forward pass over every document per condition: the responses after their prompts, the generic text.
         "measure_capability": Workload(sum(CONDITIONS[n].change != EDITED_WEIGHTS for n in CAPABILITY) * documents),
         "measure_edited_capability": Workload(documents),
+        "judge_responses": Workload(judged_tokens),
     }
 
 

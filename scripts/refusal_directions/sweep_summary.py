@@ -13,7 +13,7 @@ from .conditions import BASELINES, CONDITIONS, INTERVENTIONS, control_kind
 from .intervals import interval_columns
 from .jsonio import read_jsonl
 from .plotting import interventions_figure
-from .refusal import label_responses
+from .refusal import label_responses, read_judgements
 
 
 def _interval(row, prefix: str) -> tuple[float, float, float]:
@@ -52,7 +52,7 @@ def sweep_table(labels: pd.DataFrame, divergences: pd.DataFrame, level: float, n
 
 def summarize_interventions(inputs: dict, outputs: dict, refusal: dict, intervals: dict, title: str, dpi: int) -> None:
     """labels.csv (every response judged), sweep.csv and sweep.png."""
-    labels = label_responses(read_jsonl(inputs["generations"]), refusal)
+    labels = label_responses(read_jsonl(inputs["generations"]), refusal, read_judgements(inputs.get("judgements", [])))
     labels.to_csv(outputs["labels"], index=False)
     level, n_bootstrap, seed = intervals["ci_level"], intervals["n_bootstrap"], intervals["seed"]
     table = sweep_table(labels, pd.read_csv(inputs["kl"]), level, n_bootstrap, seed)
