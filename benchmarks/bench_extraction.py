@@ -252,6 +252,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml", help="model: its first entry")
     parser.add_argument("--random-qwen", action="store_true", help="a Qwen2.5-1.5B-shaped random model instead")
+    parser.add_argument("--shape", choices=list(QWEN_SHAPES), default="qwen2.5-1.5b",
+                        help="the random model's shape (tiny: the smoke run)")  # fmt: skip
     parser.add_argument("--prompts", type=int, default=512)
     parser.add_argument("--naive-prompts", type=int, default=128, help="prompts for the batch-1 loops (b) and (d)")
     parser.add_argument("--generation-prompts", type=int, default=64, help="prompts for the generation timing")
@@ -266,7 +268,7 @@ def main() -> None:
     device = resolve_device(args.device)
     report: dict = {}
     if args.random_qwen:
-        model, tokenizer, spec = random_qwen_shaped(device)
+        model, tokenizer, spec = random_qwen_shaped(device, args.shape)
         model_folder = None
     else:
         model, tokenizer, spec = load_from_config(args.config, device, report)

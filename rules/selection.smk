@@ -2,6 +2,13 @@
 SELECTION = canonical(config["selection"])
 # The edited model's responses and KL (its check, rules/export.smk), a condition of the evaluation when
 # the export runs.
+# What the candidates' scores depend on: which layers are scored (the layer filter's bound only when it limits
+# the scoring).
+CANDIDATE_SCORING = {
+    key: SELECTION[key]
+    for key in ("layer_stride", "max_candidates", "score_all_layers", "max_layer_fraction")
+    if key != "max_layer_fraction" or not SELECTION["score_all_layers"]
+}
 EDITED_CONDITION = {
     key: [f"results/{{model}}/edited_{name}"] if config["export"]["enabled"] else []
     for key, name in (("generations", "generations.jsonl"), ("kl", "kl.csv"))
@@ -44,7 +51,7 @@ rule score_candidates:
         **model_job_resources("score_candidates"),
     params:
         model=model_spec,
-        scoring={key: SELECTION[key] for key in ("layer_stride", "max_candidates")},
+        scoring=CANDIDATE_SCORING,
         code=code_version("score_candidates"),
     script:
         "../scripts/score_candidates.py"

@@ -164,3 +164,17 @@ def test_every_rule_env_holds_what_its_code_imports():
         imported -= STANDARD | {"refusal_directions"}
         third_party = {DISTRIBUTIONS.get(name, name.replace("_", "-")) for name in imported}
         assert third_party <= pinned, f"{rule} ({env_file}) misses {sorted(third_party - pinned)}"
+
+
+def test_the_benchmark_smoke_run_checks_the_lines_the_readme_records():
+    """benchmarks/smoke.py runs every benchmark script (CI: make bench-smoke) and checks the lines that
+    benchmarks/README.md records for it, by name."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from smoke import SMOKE, missing_lines
+
+    readme = (REPO / "benchmarks" / "README.md").read_text()
+    assert set(SMOKE) == {path.name for path in (REPO / "benchmarks").glob("bench_*.py")}
+    for script, (_, expected) in SMOKE.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{script}` |"))
+        assert all(f"`{prefix}`" in row for prefix in expected), script
+    assert missing_lines("ratio a: 1\nratio b: 2", ["ratio a:", "ratio c:"]) == ["ratio c:"]

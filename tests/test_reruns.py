@@ -154,6 +154,7 @@ def test_what_the_extraction_keeps_reruns_it(run, change):
     "change, expected",
     [
         ({"layer_stride": 5}, SELECTION),
+        ({"max_layer_fraction": 0.6}, SELECTION),  # the layers scored follow the layer filter
         ({"kl_max": 0.05}, {**SELECTION, "score_candidates": 0}),
         ({"method": "cosmic"}, {**SELECTION, "score_candidates": 0}),
         (
@@ -169,7 +170,7 @@ def test_what_the_extraction_keeps_reruns_it(run, change):
             },  # fmt: skip
         ),
     ],
-    ids=["layer_stride", "threshold", "method", "evaluation"],
+    ids=["layer_stride", "max_layer_fraction", "threshold", "method", "evaluation"],
 )
 def test_selection_settings_rerun_the_selection_only(run, change, expected):
     jobs = dry_run_after(run, lambda c: c["selection"].update(change))

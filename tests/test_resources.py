@@ -12,6 +12,7 @@ from refusal_directions.resources import (
     conversion_mem_mb,
     gpus_needed,
     job_resources,
+    rule_workloads,
     weights_mb,
 )
 
@@ -110,3 +111,20 @@ def test_a_job_process_sizes_its_job_as_the_main_process_did(tmp_path, tiny_mode
     jobs = planned_jobs(result)
     extraction = [job["resources"] for job in jobs if job["rule"] == "extract_activations"]
     assert [(job["gpu"], job["device_map"]) for job in extraction] == [("3", "auto")]
+
+
+def test_the_scoring_job_is_sized_by_the_candidates_it_scores():
+    """The layer filter's last fifth of the layers is not scored (selection.score_all_layers scores it)."""
+    import yaml
+
+    from refusal_directions.config_check import validate_config
+
+    config = validate_config(
+        yaml.safe_load((REPO / "config" / "config.yaml").read_text()), REPO / "config" / "schema.yaml"
+    )
+    config["selection"].update(layer_stride=1, max_layer_fraction=0.8)
+    filtered = rule_workloads(config, 80)["score_candidates"].forward_tokens
+    config["selection"]["score_all_layers"] = True
+    every_layer = rule_workloads(config, 80)["score_candidates"].forward_tokens
+    # 2 baseline passes + 3 per candidate: 64 of 80 layers against all 80
+    assert filtered / every_layer == pytest.approx((2 + 3 * 64) / (2 + 3 * 80))

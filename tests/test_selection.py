@@ -24,7 +24,7 @@ SETTINGS = {"method": "refusal_score", "kl_max": 0.1, "induce_min": 0.0, "max_la
 def scores(**columns):
     n = len(columns["layer"])
     defaults = {"position": [-1] * n, "token": ["x"] * n, "kl": [0.01] * n, "induce": [1.0] * n, "n_layers": [10] * n,
-                "cosmic_score": [1.0] * n}  # fmt: skip
+                "cosmic_score": [1.0] * n, "scored": [True] * n}  # fmt: skip
     return pd.DataFrame({**defaults, **columns})
 
 
@@ -61,10 +61,20 @@ def test_cosmic_takes_the_highest_score_and_ignores_induce():
     ]  # no induce filter to report
 
 
+def scoring(stride=1, max_candidates=None, score_all=True, fraction=0.8):
+    return {"layer_stride": stride, "max_candidates": max_candidates, "score_all_layers": score_all,
+            "max_layer_fraction": fraction}  # fmt: skip
+
+
 def test_candidate_layers_and_cosmic_layers():
-    assert candidate_layers(10, 1, 1, None) == list(range(10))
-    assert candidate_layers(10, 1, 3, None) == [0, 3, 6, 9]
-    assert candidate_layers(30, 5, 1, 20) == [0, 10, 19, 29]  # 4 layers x 5 positions = 20 candidates
+    assert candidate_layers(10, 1, scoring()) == (list(range(10)), [])
+    assert candidate_layers(10, 1, scoring(3)) == ([0, 3, 6, 9], [])
+    assert candidate_layers(30, 5, scoring(1, 20))[0] == [0, 10, 19, 29]  # 4 layers x 5 positions = 20 candidates
+    # the layer filter drops layer >= int(10 * 0.8) = 8: those are not scored unless asked
+    assert candidate_layers(10, 1, scoring(score_all=False)) == (list(range(8)), [8, 9])
+    assert candidate_layers(10, 1, scoring(3, score_all=False)) == ([0, 3, 6], [9])
+    assert candidate_layers(30, 5, scoring(1, 20, score_all=False)) == ([0, 8, 15, 23], [
+        layer for layer in range(30) if layer not in (0, 8, 15, 23)])  # fmt: skip
     harmful = np.ones((1, 20, 4))
     harmless = np.ones((1, 20, 4))
     harmless[0, 7] = [1.0, -1.0, 1.0, -1.0]  # orthogonal to the harmful mean there
@@ -152,7 +162,7 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
         inputs=inputs,
         outputs={"scores": str(tmp_path / "scores.csv")},
         model=spec,
-        scoring={"layer_stride": 1, "max_candidates": None},
+        scoring={"layer_stride": 1, "max_candidates": None, "score_all_layers": False, "max_layer_fraction": 0.8},
         # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
         execution=ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
     )
@@ -161,4 +171,9 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
     planted_row = table.loc[chosen]
     assert planted_row["bypass"] < 0 < planted_row["baseline_harmful_score"]  # ablation removes the refusal
     assert planted_row["induce"] > 0 > planted_row["baseline_harmless_score"]  # addition makes one
+    # layer 4 is in the last 20% of the 5 layers: the filter never selects it, so it was not scored
+    unscored = table[~table["scored"]]
+    assert unscored["layer"].tolist() == [4] and unscored["bypass"].isna().all()
+    assert unscored["why"].str.startswith("not scored").all() and not unscored["selected"].any()
+    table = table[table["scored"]]
     assert (table.drop(index=chosen)["bypass"] > 0).all()  # ablating a decoy leaves the refusal

@@ -283,6 +283,8 @@ def test_selection_and_its_evaluation(finished_run):
     workdir, out = finished_run
     scores = pd.read_csv(out / "selection" / "scores.csv")
     assert len(scores) == 3 and scores["selected"].sum() == 1  # 3 layers x the last position
+    # layer 2 is in the last fifth of the 3 layers (>= int(0.8 * 3)): never selectable, so not scored
+    assert scores["scored"].tolist() == [True, True, False] and scores["bypass"].isna().tolist() == [False, False, True]
     assert {"layer", "position", "bypass", "induce", "kl", "cosmic_score", "filtered", "why"} <= set(scores)
     selected = json.loads((out / "selection" / "selected_direction.json").read_text())
     chosen = scores[scores["selected"]].iloc[0]

@@ -28,6 +28,7 @@ from safetensors.numpy import load_file
 from .conditions import BYPASS, CONDITIONS, HARMFUL, HARMLESS, INDUCE, Condition, InterventionVectors, baseline_of
 from .execution import ExecutionSettings
 from .interventions import condition_hooks, kl_divergence
+from .layer_filter import scored_layers
 from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
 from .refusal_score import refusal_scores
@@ -36,14 +37,16 @@ log = logging.getLogger(__name__)
 COSMIC_LAYER_SHARE = 0.1
 
 
-def candidate_layers(n_layers: int, n_positions: int, layer_stride: int, max_candidates: int | None) -> list[int]:
-    """The layers whose candidates (every kept position) are scored: every ``layer_stride``-th layer, thinned
-    evenly so that layers x positions stays within ``max_candidates``."""
-    layers = list(range(0, n_layers, layer_stride))
+def candidate_layers(n_layers: int, n_positions: int, scoring: dict) -> tuple[list[int], list[int]]:
+    """The layers whose candidates (every kept position) are scored, and the strided layers left out: those
+    the layer filter can select (layer_filter.scored_layers), thinned evenly so that layers x positions stays
+    within ``max_candidates``."""
+    layers = scored_layers(n_layers, scoring)
+    max_candidates = scoring["max_candidates"]
     max_layers = None if max_candidates is None else max(1, max_candidates // n_positions)
     if max_layers is not None and len(layers) > max_layers:
         layers = sorted({layers[round(i)] for i in np.linspace(0, len(layers) - 1, max_layers)})
-    return layers
+    return layers, [layer for layer in range(0, n_layers, scoring["layer_stride"]) if layer not in layers]
 
 
 def cosmic_layers(harmful_means: np.ndarray, harmless_means: np.ndarray) -> list[int]:
@@ -76,9 +79,11 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
     candidates = tensors["candidates"].astype(np.float64)  # [positions, layers, d_model]
     n_positions, n_layers, _ = candidates.shape
     cosmic = cosmic_layers(tensors["harmful_means"], tensors["harmless_means"])
-    layers = candidate_layers(n_layers, n_positions, scoring["layer_stride"], scoring["max_candidates"])
+    layers, skipped = candidate_layers(n_layers, n_positions, scoring)
     log.info("%d candidates: %d position(s) x layers %s; COSMIC layers %s", n_positions * len(layers), n_positions,
              layers, cosmic)  # fmt: skip
+    if skipped:
+        log.info("not scored: layers %s (the layer filter or max_candidates leaves them out)", skipped)
     bypass, induce = CONDITIONS[BYPASS], CONDITIONS[INDUCE]
 
     def measure(condition: Condition, label: str, vectors: InterventionVectors | None = None):
@@ -115,6 +120,14 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
                 "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
                 "norm": float(np.linalg.norm(vectors.direction)), **baseline,
                 "n_validation_harmful": len(prompts[HARMFUL]), "n_validation_harmless": len(prompts[HARMLESS]),
-                "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers,
+                "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers, "scored": True,
             })  # fmt: skip
+    # The strided layers left out are listed without scores, so the table says they were not scored.
+    common = {key: rows[0][key] for key in ("n_validation_harmful", "n_validation_harmless", "cosmic_layers",
+                                             "n_layers", *baseline)}  # fmt: skip
+    for position in range(n_positions):
+        for layer in skipped:
+            norm = float(np.linalg.norm(candidates[position, layer]))
+            rows.append({"layer": layer, "position": position - n_positions, "token": tokens[position],
+                         "norm": norm, **common, "scored": False})  # fmt: skip
     pd.DataFrame(rows).to_csv(outputs["scores"], index=False)

@@ -169,7 +169,7 @@ def interventions_figure(table: pd.DataFrame, title: str):
 
 def selection_figure(table: pd.DataFrame, selected: dict, title: str):
     """Bypass, induce and KL of every scored candidate over layer x post-instruction position: filtered
-    candidates crossed, the selected one starred."""
+    candidates crossed (a layer that was not scored: a blank column of crosses), the selected one starred."""
     panels = (("bypass", "bypass score (lower: refusal removed)", "viridis"),
               ("induce", "induce score (> 0: refusal added)", "magma"),
               ("kl", "KL on harmless prompts (nats)", "cividis"))  # fmt: skip
@@ -177,7 +177,10 @@ def selection_figure(table: pd.DataFrame, selected: dict, title: str):
     tokens = table.drop_duplicates("position").set_index("position")["token"]
     figure, axes = plt.subplots(1, 3, figsize=(17, 1.8 + 0.5 * len(positions)), squeeze=False)
     for axis, (column, label, colours) in zip(axes[0], panels, strict=True):
-        grid = table.pivot_table(index="position", columns="layer", values=column).reindex(index=positions)
+        # a layer left out of the scoring stays a blank column (pivot_table drops columns with no value)
+        grid = table.pivot_table(index="position", columns="layer", values=column).reindex(
+            index=positions, columns=layers
+        )
         image = axis.imshow(grid.to_numpy(), aspect="auto", cmap=colours)
         figure.colorbar(image, ax=axis, label=label)
         dropped = table[table["filtered"]]

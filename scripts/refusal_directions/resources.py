@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, replace
 
 from .conditions import BASELINES, CAPABILITY, CONDITIONS, EDITED_WEIGHTS, EVALUATION, SWEEP
+from .layer_filter import scored_layers
 
 # Bytes per parameter in the job's dtype; auto is bfloat16 on the GPU the job asks for.
 BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
@@ -110,7 +111,7 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
     behaviour, interventions, selection = config["behaviour"], config["interventions"], config["selection"]
     layers = len(interventions["layers"] or range(n_layers))
     positions = ASSUMED_POSITIONS if config["positions"] == "post_instruction" else 1
-    candidates = positions * len(range(0, n_layers, selection["layer_stride"]))
+    candidates = positions * len(scored_layers(n_layers, selection))
     if selection["max_candidates"]:
         candidates = min(candidates, selection["max_candidates"])
     evaluation = selection["evaluation"]

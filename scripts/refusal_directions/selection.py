@@ -19,14 +19,16 @@ import pandas as pd
 from safetensors.numpy import load_file, save_file
 
 from .jsonio import write_json
+from .layer_filter import selectable_layers
 
 log = logging.getLogger(__name__)
 CRITERIA = {"refusal_score": ("bypass", "lowest"), "cosmic": ("cosmic_score", "highest")}
+NOT_SCORED = "not scored (the layer filter drops it, or max_candidates thinned its layer)"
 
 
 def filters(scores: pd.DataFrame, settings: dict) -> dict[str, tuple[str, pd.Series]]:
     """Each filter: its description and which candidates it drops."""
-    limit = int(scores["n_layers"].iloc[0] * settings["max_layer_fraction"])
+    limit = selectable_layers(int(scores["n_layers"].iloc[0]), settings["max_layer_fraction"])
     numbers = ["bypass", "induce", "kl"] if settings["method"] == "refusal_score" else ["cosmic_score", "kl"]
     last = f"layer >= {limit} (the last {1 - settings['max_layer_fraction']:.0%} of the layers)"
     dropped = {
@@ -39,24 +41,34 @@ def filters(scores: pd.DataFrame, settings: dict) -> dict[str, tuple[str, pd.Ser
     return dropped
 
 
+def was_scored(scores: pd.DataFrame) -> pd.Series:
+    """Which candidates were scored: candidate_scores.csv lists the strided layers it left out without scores."""
+    return scores["scored"].astype(bool)
+
+
 def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str, str]:
     """The scores with ``filtered`` and ``why``, the index of the chosen candidate, why it is a fallback
-    ("" when it passed every filter), and the candidates it was chosen among."""
+    ("" when it passed every filter), and the candidates it was chosen among. A candidate that was not scored
+    is never chosen; its ``why`` says so."""
     column, best = CRITERIA[settings["method"]]
+    scored = was_scored(scores)
     dropped = filters(scores, settings)
     table = scores.assign(why=[
-        "; ".join(name for name, mask in dropped.values() if mask.loc[index]) for index in scores.index
+        "; ".join(name for name, mask in dropped.values() if mask.loc[index]) if scored.loc[index] else NOT_SCORED
+        for index in scores.index
     ])  # fmt: skip
     table["filtered"] = table["why"] != ""
     pool, fallback, among = table[~table["filtered"]], "", "those that passed every filter"
     if pool.empty:
         fallback = ", ".join(
-            f"{int(mask.sum())} of {len(table)} fail {name}" for name, mask in dropped.values() if mask.any()
+            f"{int((mask & scored).sum())} of {int(scored.sum())} fail {name}"
+            for name, mask in dropped.values()
+            if (mask & scored).any()
         )
-        pool = table[~dropped["layer"][1] & ~dropped["undefined"][1]]
+        pool = table[scored & ~dropped["layer"][1] & ~dropped["undefined"][1]]
         among = "those with a defined score in the allowed layers"
         if pool.empty:  # every candidate is in the last layers or undefined: take the best defined one
-            pool = table[np.isfinite(table[column])]
+            pool = table[scored & np.isfinite(table[column])]
             among = "every candidate with a defined score, the last layers included"
     chosen = pool[column].idxmin() if best == "lowest" else pool[column].idxmax()
     table["selected"] = table.index == chosen
@@ -85,6 +97,7 @@ def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
         },  # fmt: skip
     )
     column, best = CRITERIA[settings["method"]]
+    scored = was_scored(table)
     summary = {
         "layer": int(row["layer"]),
         "position": int(row["position"]),
@@ -102,7 +115,8 @@ def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
         },  # fmt: skip
         "baseline_harmful_score": float(row["baseline_harmful_score"]),
         "baseline_harmless_score": float(row["baseline_harmless_score"]),
-        "n_candidates": len(table),
+        "n_candidates": int(scored.sum()),
+        "n_not_scored": int((~scored).sum()),
         "n_passed": int((~table["filtered"]).sum()),
         "n_validation": {"harmful": int(row["n_validation_harmful"]), "harmless": int(row["n_validation_harmless"])},
         "cosmic_layers": [int(layer) for layer in str(row["cosmic_layers"]).split()],
