@@ -33,13 +33,15 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-# Per-layer statistics timings, token-budget against fixed-count batches, the extraction ratios, then the edited
-# model's check figures (tiny shape here; benchmarks/README.md has Qwen2.5-1.5B's on a GPU).
+# Per-layer statistics timings, token-budget against fixed-count batches, the extraction ratios, the edited
+# model's check figures (tiny shape here; benchmarks/README.md has Qwen2.5-1.5B's on a GPU), then exhaustive
+# against prefiltered direction selection on the embedded model.
 bench: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_layer_stats.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_batching.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_extraction.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_edited_model.py --shape tiny
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_selection.py
 
 # Every benchmark at a tiny size: exits 1 if one fails or misses a line benchmarks/README.md records (CI runs it).
 bench-smoke: $(STAMP)

@@ -66,6 +66,15 @@ SMOKE = {
             "within tolerances",
         ],
     ),  # fmt: skip
+    "bench_selection.py": (
+        ["--model", "tiny", "--train", "8", "--validation", "4", "--top-k", "2"],
+        [
+            "ratio selection prefiltered/exhaustive:",
+            "same selected candidate:",
+            "spearman estimated vs exact bypass:",
+            "ratio scoring/extraction throughput:",
+        ],
+    ),  # fmt: skip
 }
 
 

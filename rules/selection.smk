@@ -3,11 +3,19 @@ SELECTION = canonical(config["selection"])
 # The edited model's responses and KL (its check, rules/export.smk), a condition of the evaluation when
 # the export runs.
 # What the candidates' scores depend on: which layers are scored (the layer filter's bound only when it limits
-# the scoring).
+# the scoring) and the prefilter (its top k only when it runs).
 CANDIDATE_SCORING = {
     key: SELECTION[key]
-    for key in ("layer_stride", "max_candidates", "score_all_layers", "max_layer_fraction")
-    if key != "max_layer_fraction" or not SELECTION["score_all_layers"]
+    for key in (
+        "layer_stride",
+        "max_candidates",
+        "score_all_layers",
+        "max_layer_fraction",
+        "prefilter",
+        "prefilter_top_k",
+    )
+    if (key != "max_layer_fraction" or not SELECTION["score_all_layers"])
+    and (key != "prefilter_top_k" or SELECTION["prefilter"] != "none")
 }
 EDITED_CONDITION = {
     key: [f"results/{{model}}/edited_{name}"] if config["export"]["enabled"] else []

@@ -169,6 +169,7 @@ def _selected() -> dict:
         "baseline_harmless_score": -2.0,
         "n_candidates": 3,
         "n_not_scored": 1,
+        "prefilter": None,
         "n_passed": 1,
         "n_validation": {"harmful": 2, "harmless": 2},
     }

@@ -14,7 +14,7 @@ from refusal_directions.candidate_scores import candidate_layers, cosmic_layers
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
 from refusal_directions.refusal_score import refusal_scores
-from refusal_directions.selection import choose, filters
+from refusal_directions.selection import choose, filters, prefilter_summary
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model
 
@@ -158,14 +158,33 @@ def test_a_planted_direction_is_selected_among_decoys(planted_run, tmp_path, mon
     inputs = {"prompts": [str(prompt_files["harmful"]), str(prompt_files["harmless"])],
               "splits": str(tmp_path / "splits.json"), "candidates": str(tmp_path / "candidates.safetensors"),
               "manifest": str(tmp_path / "manifest.json")}  # fmt: skip
-    candidate_scores.score_candidates(
-        inputs=inputs,
-        outputs={"scores": str(tmp_path / "scores.csv")},
-        model=spec,
-        scoring={"layer_stride": 1, "max_candidates": None, "score_all_layers": False, "max_layer_fraction": 0.8},
-        # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
-        execution=ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
-    )
+    exhaustive = {"layer_stride": 1, "max_candidates": None, "score_all_layers": False, "max_layer_fraction": 0.8,
+                  "prefilter": "none"}  # fmt: skip
+    for name, scoring in (("scores", exhaustive), ("prefiltered", {**exhaustive, "prefilter": "attribution",
+                                                                  "prefilter_top_k": 4})):  # fmt: skip
+        candidate_scores.score_candidates(
+            inputs=inputs,
+            outputs={"scores": str(tmp_path / f"{name}.csv")},
+            model=spec,
+            scoring=scoring,
+            # prefix_cache off: the planted switch reads the whole prompt, so its prefix is not prompt-independent.
+            execution=ExecutionSettings(batch_size=4, device="cpu", prefix_cache="off"),
+        )
+    # the prefilter with top k = every selectable candidate (4 layers) scores exactly what the exhaustive search does
+    prefiltered = pd.read_csv(tmp_path / "prefiltered.csv")
+    assert prefiltered["bypass_estimate"].notna().tolist() == [True] * 4 + [False]  # layer 4: not selectable
+    pd.testing.assert_frame_equal(prefiltered.drop(columns=["bypass_estimate", "induce_estimate"]),
+                                  pd.read_csv(tmp_path / "scores.csv"))  # fmt: skip
+    # with top k = 2, the two lowest estimated bypass scores are the ones scored exactly
+    top2 = {**exhaustive, "prefilter": "attribution", "prefilter_top_k": 2}
+    candidate_scores.score_candidates(inputs=inputs, outputs={"scores": str(tmp_path / "top2.csv")}, model=spec,
+                                      scoring=top2, execution=ExecutionSettings(batch_size=4, device="cpu",
+                                                                                prefix_cache="off"))  # fmt: skip
+    top2 = pd.read_csv(tmp_path / "top2.csv")
+    assert set(top2.loc[top2["scored"], "layer"]) == set(top2.nsmallest(2, "bypass_estimate")["layer"])
+    assert prefilter_summary(choose(top2, SETTINGS)[0])["n_scored"] == 2
+    summary = prefilter_summary(choose(prefiltered, SETTINGS)[0])
+    assert summary["n_estimated"] == summary["n_scored"] == 4 and -1 <= summary["spearman_bypass"] <= 1
     table, chosen, fallback, _ = choose(pd.read_csv(tmp_path / "scores.csv"), SETTINGS)
     assert table.loc[chosen, "layer"] == 2 and fallback == ""
     planted_row = table.loc[chosen]

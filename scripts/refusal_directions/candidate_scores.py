@@ -11,6 +11,10 @@ reference method does (Arditi et al. 2024), with the numbers COSMIC uses beside 
   prompts with that of the unchanged harmless ones, and of added harmless prompts with the unchanged harmful
   ones; cosmic_score is their sum (higher: the intervention moves the representation further across).
 
+With ``selection.prefilter: attribution`` every candidate first gets a first-order estimate of its bypass and
+induce scores (attribution.py, one forward and backward pass per validation batch), and only the
+``prefilter_top_k`` with the lowest estimated bypass are scored exactly.
+
 Numbers only: which candidate wins is decided by selection.py, from the thresholds.
 """
 
@@ -25,6 +29,7 @@ import pandas as pd
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from .attribution import attribution
 from .conditions import BYPASS, CONDITIONS, HARMFUL, HARMLESS, INDUCE, Condition, InterventionVectors, baseline_of
 from .execution import ExecutionSettings
 from .interventions import condition_hooks, kl_divergence
@@ -49,6 +54,13 @@ def candidate_layers(n_layers: int, n_positions: int, scoring: dict) -> tuple[li
     return layers, [layer for layer in range(0, n_layers, scoring["layer_stride"]) if layer not in layers]
 
 
+def prefiltered(estimates: dict[tuple[int, int], dict], top_k: int) -> list[tuple[int, int]]:
+    """The (position, layer) of the ``top_k`` candidates with the lowest estimated bypass, in the order the
+    exhaustive search scores them."""
+    ranked = sorted(estimates, key=lambda candidate: estimates[candidate]["bypass_estimate"])
+    return sorted(ranked[:top_k])
+
+
 def cosmic_layers(harmful_means: np.ndarray, harmless_means: np.ndarray) -> list[int]:
     """The tenth of the layers (at least one) where the last-token training means of the two classes have
     the lowest cosine similarity: where they are represented most differently."""
@@ -67,8 +79,10 @@ def mean_cosine(states: np.ndarray, reference: np.ndarray, layers: list[int]) ->
 
 
 def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, execution: ExecutionSettings) -> None:
-    """candidate_scores.csv: one row per scored candidate (layer, position) with bypass, induce, kl and the
-    COSMIC numbers, and the baselines without intervention."""
+    """candidate_scores.csv: one row per candidate (layer, position): for each scored one bypass, induce, kl
+    and the COSMIC numbers, and the baselines without intervention; with ``prefilter: attribution`` every
+    selectable candidate's first-order estimates (attribution.py), of which the ``prefilter_top_k`` with the
+    lowest estimated bypass are scored exactly; the others are listed with ``scored`` false."""
     job = ModelJob.load(model, inputs, execution)
     runner, scored_by = job.runner, refusal_tokens(inputs)
     prompts = {name: job.encode(records) for name, records in split_prompts(inputs, "validation").items()}
@@ -99,35 +113,47 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
         "baseline_harmless_score": float(refusal_scores(harmless_logits, scored_by).mean()),
     }
     log.info("baseline refusal scores: harmful %.3f, harmless %.3f", *baseline.values())
+    estimates = {}
+    if scoring["prefilter"] == "attribution":
+        estimate = attribution(job.model, job.tokenizer, prompts, scored_by, runner.device, runner.batches)
+        estimates = {
+            (position, layer): {"bypass_estimate": estimate.bypass(candidates[position, layer]),
+                                "induce_estimate": estimate.induce(candidates[position, layer], layer)}
+            for position in range(n_positions) for layer in layers
+        }  # fmt: skip
+        exact = prefiltered(estimates, scoring["prefilter_top_k"])
+        log.info("prefilter: %d of %d candidates scored exactly (lowest estimated bypass)", len(exact), len(estimates))
+    else:
+        exact = [(position, layer) for position in range(n_positions) for layer in layers]
     rows = []
-    for position in range(n_positions):
-        for layer in layers:
-            vectors = InterventionVectors(candidates[position, layer], layer)
-            label = f"candidate layer {layer} position {position - n_positions}"
-            ablated_logits, ablated_states = measure(bypass, f"{label}: {bypass.name}", vectors)
-            added_logits, added_states = measure(induce, f"{label}: {induce.name}", vectors)
-            with condition_hooks(bypass, job.model, vectors):  # its side effect on harmless prompts: logits only
-                side_logits = runner.next_token_logits(
-                    prompts[HARMLESS], Progress(f"{label}: {bypass.name} ({HARMLESS})", len(prompts[HARMLESS]))
-                )
-            ablation = mean_cosine(ablated_states, harmless_states, cosmic)
-            addition = mean_cosine(added_states, harmful_states, cosmic)
-            rows.append({
-                "layer": layer, "position": position - n_positions, "token": tokens[position],
-                "bypass": float(refusal_scores(ablated_logits, scored_by).mean()),
-                "induce": float(refusal_scores(added_logits, scored_by).mean()),
-                "kl": float(kl_divergence(harmless_logits, side_logits).mean()),
-                "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
-                "norm": float(np.linalg.norm(vectors.direction)), **baseline,
-                "n_validation_harmful": len(prompts[HARMFUL]), "n_validation_harmless": len(prompts[HARMLESS]),
-                "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers, "scored": True,
-            })  # fmt: skip
+    for position, layer in exact:
+        vectors = InterventionVectors(candidates[position, layer], layer)
+        label = f"candidate layer {layer} position {position - n_positions}"
+        ablated_logits, ablated_states = measure(bypass, f"{label}: {bypass.name}", vectors)
+        added_logits, added_states = measure(induce, f"{label}: {induce.name}", vectors)
+        with condition_hooks(bypass, job.model, vectors):  # its side effect on harmless prompts: logits only
+            side_logits = runner.next_token_logits(
+                prompts[HARMLESS], Progress(f"{label}: {bypass.name} ({HARMLESS})", len(prompts[HARMLESS]))
+            )
+        ablation = mean_cosine(ablated_states, harmless_states, cosmic)
+        addition = mean_cosine(added_states, harmful_states, cosmic)
+        rows.append({
+            "layer": layer, "position": position - n_positions, "token": tokens[position],
+            "bypass": float(refusal_scores(ablated_logits, scored_by).mean()),
+            "induce": float(refusal_scores(added_logits, scored_by).mean()),
+            "kl": float(kl_divergence(harmless_logits, side_logits).mean()),
+            "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
+            "norm": float(np.linalg.norm(vectors.direction)), **baseline,
+            "n_validation_harmful": len(prompts[HARMFUL]), "n_validation_harmless": len(prompts[HARMLESS]),
+            "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers, "scored": True,
+            **estimates.get((position, layer), {}),
+        })  # fmt: skip
     # The strided layers left out are listed without scores, so the table says they were not scored.
     common = {key: rows[0][key] for key in ("n_validation_harmful", "n_validation_harmless", "cosmic_layers",
                                              "n_layers", *baseline)}  # fmt: skip
-    for position in range(n_positions):
-        for layer in skipped:
-            norm = float(np.linalg.norm(candidates[position, layer]))
-            rows.append({"layer": layer, "position": position - n_positions, "token": tokens[position],
-                         "norm": norm, **common, "scored": False})  # fmt: skip
+    left_out = [(p, layer) for p in range(n_positions) for layer in skipped] + [c for c in estimates if c not in exact]
+    for position, layer in left_out:
+        norm = float(np.linalg.norm(candidates[position, layer]))
+        rows.append({"layer": layer, "position": position - n_positions, "token": tokens[position],
+                     "norm": norm, **common, "scored": False, **estimates.get((position, layer), {})})  # fmt: skip
     pd.DataFrame(rows).to_csv(outputs["scores"], index=False)

@@ -114,6 +114,11 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
     candidates = positions * len(scored_layers(n_layers, selection))
     if selection["max_candidates"]:
         candidates = min(candidates, selection["max_candidates"])
+    # The attribution prefilter: a forward and a backward pass (about three forwards' work) over each set,
+    # then the top k scored exactly.
+    attribution_passes = 2 * 3 if selection["prefilter"] == "attribution" else 0
+    if selection["prefilter"] == "attribution":
+        candidates = min(candidates, selection["prefilter_top_k"])
     evaluation = selection["evaluation"]
     tested = {name: min(sizes["test"], n or sizes["test"]) for name, n in (
         ("behaviour", behaviour["n_prompts"]), ("interventions", interventions["n_prompts"]),
@@ -138,7 +143,7 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
         "run_interventions": passes(conditions, tested["interventions"], conditions, interventions["max_new_tokens"]),
-        "score_candidates": passes(2 * (2 + 3 * candidates), sizes["validation"]),
+        "score_candidates": passes(2 * (2 + 3 * candidates) + attribution_passes, sizes["validation"]),
         "evaluate_direction": passes(
             len(EVALUATION), tested["evaluation"], len(EVALUATION), evaluation["max_new_tokens"]
         ),

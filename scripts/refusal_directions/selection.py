@@ -17,13 +17,14 @@ import logging
 import numpy as np
 import pandas as pd
 from safetensors.numpy import load_file, save_file
+from scipy.stats import spearmanr
 
 from .jsonio import write_json
 from .layer_filter import selectable_layers
 
 log = logging.getLogger(__name__)
 CRITERIA = {"refusal_score": ("bypass", "lowest"), "cosmic": ("cosmic_score", "highest")}
-NOT_SCORED = "not scored (the layer filter drops it, or max_candidates thinned its layer)"
+NOT_SCORED = "not scored (the layer filter drops it, max_candidates thinned its layer, or the prefilter ranked it out)"
 
 
 def filters(scores: pd.DataFrame, settings: dict) -> dict[str, tuple[str, pd.Series]]:
@@ -75,6 +76,28 @@ def choose(scores: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, int, str
     return table, int(chosen), fallback, among
 
 
+def prefilter_summary(table: pd.DataFrame) -> dict | None:
+    """How well the attribution prefilter's estimates rank the candidates it scored both ways: Spearman's rank
+    correlation of the estimated and the exact bypass and induce (None without the prefilter, or with fewer
+    than three candidates scored both ways)."""
+    if "bypass_estimate" not in table:
+        return None
+    both = table[was_scored(table) & table["bypass_estimate"].notna()]
+
+    def spearman(column: str) -> float | None:
+        if len(both) < 3:
+            return None
+        value = spearmanr(both[f"{column}_estimate"], both[column]).statistic
+        return float(value) if np.isfinite(value) else None
+
+    return {
+        "n_estimated": int(table["bypass_estimate"].notna().sum()),
+        "n_scored": len(both),
+        "spearman_bypass": spearman("bypass"),
+        "spearman_induce": spearman("induce"),
+    }
+
+
 def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
     """scores.csv (every candidate, filtered and why), selected_direction.json and .safetensors, from the
     candidates' ``scores`` and the ``candidates`` themselves, under the ``selection`` settings."""
@@ -121,6 +144,7 @@ def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
         "n_validation": {"harmful": int(row["n_validation_harmful"]), "harmless": int(row["n_validation_harmless"])},
         "cosmic_layers": [int(layer) for layer in str(row["cosmic_layers"]).split()],
         "thresholds": {key: settings[key] for key in ("kl_max", "induce_min", "max_layer_fraction")},
+        "prefilter": prefilter_summary(table),
         "split": "validation",
     }
     write_json(outputs["summary"], summary)
