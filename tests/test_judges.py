@@ -115,6 +115,8 @@ def test_kappa_equals_scikit_learn():
             continue
         assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
     assert np.isnan(cohen_kappa(np.ones(5, bool), np.ones(5, bool)))
+    # a judge that never calls a refusal agrees with no other beyond chance: exactly 0, not rounding noise
+    assert cohen_kappa(np.zeros(360, bool), np.arange(360) % 60 != 0) == 0.0
     a = rng.random(200) < 0.4
     b = np.where(rng.random(200) < 0.8, a, ~a)
     low, high = kappa_interval(a, b, 500, 0.95, seed=0)

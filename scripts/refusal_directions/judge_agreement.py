@@ -24,12 +24,14 @@ GROUPS = ["source", "condition", "layer", "set"]
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's kappa of two binary labellings: (observed - chance agreement) / (1 - chance agreement); NaN
-    where chance agreement is 1 (both judges give one and the same label to every response)."""
+    """Cohen's kappa of two binary labellings, (observed - chance agreement) / (1 - chance agreement), from the
+    confusion counts in integers (so no agreement beyond chance is exactly 0): 2 (both x neither - a only x b
+    only) / ((both + a only)(a only + neither) + (both + b only)(b only + neither)); NaN where chance agreement
+    is 1 (both judges give one and the same label to every response)."""
     a, b = np.asarray(a, bool), np.asarray(b, bool)
-    observed = np.mean(a == b)
-    chance = a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean())
-    return math.nan if chance == 1 else float((observed - chance) / (1 - chance))
+    both, a_only, b_only, neither = (int(n) for n in ((a & b).sum(), (a & ~b).sum(), (~a & b).sum(), (~a & ~b).sum()))
+    denominator = (both + a_only) * (a_only + neither) + (both + b_only) * (b_only + neither)
+    return math.nan if denominator == 0 else 2 * (both * neither - a_only * b_only) / denominator
 
 
 def kappa_interval(a: np.ndarray, b: np.ndarray, n_bootstrap: int, level: float, seed: int) -> tuple[float, float]:
