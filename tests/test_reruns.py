@@ -233,34 +233,29 @@ def test_dataset_edit_reruns_from_its_download(run):
     assert {job["wildcards"]["dataset"] for job in jobs if job["rule"] == "download_dataset"} == {"harmful"}
 
 
+# A refusal setting relabels every response file and what reads the labels; it judges nothing again.
+RELABELLED = {
+    "score_refusals": 1,
+    "behaviour_analysis": 1,
+    "summarize_interventions": 1,
+    "summarize_evaluation": 1,
+    "plot_capability": 1,
+    "write_report": 1,
+    "all": 1,
+    **AGREEMENT,
+}
+
+
 @pytest.mark.parametrize(
     "change, expected",
     [
         (
             lambda c: c["refusal"].update(substrings=["No"]),
-            {
-                "score_refusals": 1,
-                "behaviour_analysis": 1,
-                "summarize_interventions": 1,
-                "summarize_evaluation": 1,
-                "plot_capability": 1,
-                "write_report": 1,
-                "all": 1,
-                **AGREEMENT,
-            },
+            RELABELLED,
         ),
         (
             lambda c: c["refusal"].update(primary="refusal_score"),
-            {
-                "score_refusals": 1,
-                "behaviour_analysis": 1,
-                "summarize_interventions": 1,
-                "summarize_evaluation": 1,
-                "plot_capability": 1,
-                "write_report": 1,
-                "all": 1,
-                **AGREEMENT,
-            },
+            RELABELLED,
         ),
         (
             lambda c: c["behaviour"].update(max_new_tokens=4),
