@@ -11,8 +11,8 @@ forward and backward pass per batch for every candidate's first-order estimate, 
 exactly). Then the selection's choice from each (the default config's thresholds), the rank correlation of
 estimated and exact bypass over every candidate (the exhaustive run's exact scores), and the scoring's
 throughput in prompt-passes per second against the extraction pass's prompts per second on the same model
-and prompts. Every candidate ablation or addition is one pass over all prompts, batched as the extraction
-batches them: candidates do not share a batch. The last lines are always
+and prompts. The exact scoring runs each candidate's three passes as rows of shared batches, as many
+candidates to a group as one batch's prompt limit holds (candidate_passes.py). The last lines are always
   ratio selection prefiltered/exhaustive: X     (wall time, model loading included in both)
   same selected candidate: yes|no
   spearman estimated vs exact bypass: S

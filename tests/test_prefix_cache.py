@@ -186,7 +186,7 @@ def test_no_shared_prefix_runs_uncached(loaded):
     ids = token_ids(tokenizer, [HARMFUL[0], HARMLESS[1], HARMFUL[12] + " " + HARMLESS[2], HARMLESS[13]])
     assert shared_prefix_length(ids) == 0  # only the chat template's "<|im_start|>user" is shared
     cache = PrefixCache(model, [], tokenizer.pad_token_id)
-    assert len(cache) == 0 and cache.cache is None and cache.cache_for(BATCH) is None
+    assert len(cache) == 0 and cache.cache is None and cache.cache_for([0] * BATCH) is None
     assert_same(cached(cache, ids), alone(model, ids))
     greedy = {"max_new_tokens": 8, "do_sample": False}
     assert torch.equal(cache.generate(ids, **greedy)[0], uncached_generation(model, tokenizer, ids, **greedy))

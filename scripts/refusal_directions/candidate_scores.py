@@ -30,9 +30,9 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from .attribution import attribution
-from .conditions import BYPASS, CONDITIONS, HARMFUL, HARMLESS, INDUCE, Condition, InterventionVectors, baseline_of
+from .candidate_passes import Candidate, measure_candidates
+from .conditions import HARMFUL, HARMLESS
 from .execution import ExecutionSettings
-from .interventions import condition_hooks, kl_divergence
 from .layer_filter import scored_layers
 from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
@@ -69,13 +69,10 @@ def cosmic_layers(harmful_means: np.ndarray, harmless_means: np.ndarray) -> list
     return sorted(np.argsort(cosines)[: max(1, math.ceil(COSMIC_LAYER_SHARE * len(cosines)))].tolist())
 
 
-def mean_cosine(states: np.ndarray, reference: np.ndarray, layers: list[int]) -> float:
-    """Mean over ``layers`` of the cosine between the mean of ``states`` [layers, n, d] and ``reference``'s."""
-    cosines = []
-    for layer in layers:
-        a, b = states[layer].mean(axis=0), reference[layer].mean(axis=0)
-        cosines.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
-    return float(np.mean(cosines))
+def mean_cosine(means: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over layers of the cosine between two sets of mean states [layers, d_model]."""
+    norms = np.linalg.norm(means, axis=-1) * np.linalg.norm(reference, axis=-1)
+    return float(np.mean((means * reference).sum(-1) / norms))
 
 
 def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, execution: ExecutionSettings) -> None:
@@ -98,16 +95,13 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
              layers, cosmic)  # fmt: skip
     if skipped:
         log.info("not scored: layers %s (the layer filter or max_candidates leaves them out)", skipped)
-    bypass, induce = CONDITIONS[BYPASS], CONDITIONS[INDUCE]
 
-    def measure(condition: Condition, label: str, vectors: InterventionVectors | None = None):
-        """Logits and last-position states of ``condition``'s prompts under its hooks."""
-        name = condition.prompt_set
-        with condition_hooks(condition, job.model, vectors):
-            return runner.last_states(prompts[name], Progress(f"{label} ({name})", len(prompts[name])))
+    def baseline_pass(name: str):
+        """Logits and last-position states of the ``name`` prompts without intervention."""
+        return runner.last_states(prompts[name], Progress(f"baseline ({name})", len(prompts[name])))
 
-    harmful_logits, harmful_states = measure(CONDITIONS[baseline_of(HARMFUL)], "baseline")
-    harmless_logits, harmless_states = measure(CONDITIONS[baseline_of(HARMLESS)], "baseline")
+    harmful_logits, harmful_states = baseline_pass(HARMFUL)
+    harmless_logits, harmless_states = baseline_pass(HARMLESS)
     baseline = {
         "baseline_harmful_score": float(refusal_scores(harmful_logits, scored_by).mean()),
         "baseline_harmless_score": float(refusal_scores(harmless_logits, scored_by).mean()),
@@ -125,25 +119,20 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
         log.info("prefilter: %d of %d candidates scored exactly (lowest estimated bypass)", len(exact), len(estimates))
     else:
         exact = [(position, layer) for position in range(n_positions) for layer in layers]
+    scored = measure_candidates(
+        runner, prompts, [Candidate(candidates[position, layer], layer) for position, layer in exact],
+        harmless_logits, scored_by, cosmic,
+    )  # fmt: skip
+    harmless_means, harmful_means = harmless_states[cosmic].mean(axis=1), harmful_states[cosmic].mean(axis=1)
     rows = []
-    for position, layer in exact:
-        vectors = InterventionVectors(candidates[position, layer], layer)
-        label = f"candidate layer {layer} position {position - n_positions}"
-        ablated_logits, ablated_states = measure(bypass, f"{label}: {bypass.name}", vectors)
-        added_logits, added_states = measure(induce, f"{label}: {induce.name}", vectors)
-        with condition_hooks(bypass, job.model, vectors):  # its side effect on harmless prompts: logits only
-            side_logits = runner.next_token_logits(
-                prompts[HARMLESS], Progress(f"{label}: {bypass.name} ({HARMLESS})", len(prompts[HARMLESS]))
-            )
-        ablation = mean_cosine(ablated_states, harmless_states, cosmic)
-        addition = mean_cosine(added_states, harmful_states, cosmic)
+    for (position, layer), measures in zip(exact, scored, strict=True):
+        ablation = mean_cosine(measures.ablated_means, harmless_means)
+        addition = mean_cosine(measures.added_means, harmful_means)
         rows.append({
             "layer": layer, "position": position - n_positions, "token": tokens[position],
-            "bypass": float(refusal_scores(ablated_logits, scored_by).mean()),
-            "induce": float(refusal_scores(added_logits, scored_by).mean()),
-            "kl": float(kl_divergence(harmless_logits, side_logits).mean()),
+            "bypass": measures.bypass, "induce": measures.induce, "kl": measures.kl,
             "cosmic_ablation": ablation, "cosmic_addition": addition, "cosmic_score": ablation + addition,
-            "norm": float(np.linalg.norm(vectors.direction)), **baseline,
+            "norm": float(np.linalg.norm(candidates[position, layer])), **baseline,
             "n_validation_harmful": len(prompts[HARMFUL]), "n_validation_harmless": len(prompts[HARMLESS]),
             "cosmic_layers": " ".join(map(str, cosmic)), "n_layers": n_layers, "scored": True,
             **estimates.get((position, layer), {}),

@@ -13,6 +13,7 @@ from .batching import BatchRunner, left_padded
 from .cross_entropy import logits_token_budget, scored_loss_sums
 from .errors import UserError
 from .execution import ExecutionSettings
+from .interventions import RowInterventions
 from .modeling import decoder_layers
 from .prefix_cache import PrefixCache, shared_prefix_length
 
@@ -69,25 +70,34 @@ class ModelRunner:
         """The runner a job's execution settings ask for: its batch limits and prefix cache."""
         return cls(model, tokenizer, device, BatchRunner.for_job(execution, model, device), execution.prefix_cache)
 
-    def _prefix(self, token_ids: list[list[int]], keep: int) -> PrefixCache:
-        """The shared prefix of this pass, cached under the active hooks; every prompt keeps at least
-        ``keep`` tokens after it (the positions a recorder reads). Empty (every prompt runs whole) when off
-        or not worth it."""
+    def _prefix(self, token_ids: list[list[int]], keep: int, n_variants: int = 1) -> PrefixCache:
+        """The shared prefix of this pass, cached under the active hooks (once per variant of per-row
+        interventions); every prompt keeps at least ``keep`` tokens after it (the positions a recorder reads).
+        Empty (every prompt runs whole) when off or not worth it."""
         length = 0
         if self.prefix_cache != "off":
             length = shared_prefix_length([ids[: len(ids) - keep + 1] for ids in token_ids])
         if length:
             log.info("prefix cache: %d shared tokens of %.1f on average", length, np.mean([len(i) for i in token_ids]))
-        return PrefixCache(self.model, token_ids[0][:length], self.tokenizer.pad_token_id)
+        return PrefixCache(self.model, token_ids[0][:length], self.tokenizer.pad_token_id, n_variants)
 
-    def each_batch(self, token_ids: list[list[int]], handle, progress=None, keep: int = 1) -> None:
+    def each_batch(self, token_ids: list[list[int]], handle, progress=None, keep: int = 1,
+                   rows: RowInterventions | None = None, variants: np.ndarray | None = None) -> None:  # fmt: skip
         """``handle(indices, logits)`` for each batch: the batch's positions in ``token_ids`` and the
         next-token logits [batch, vocab] at each prompt's last position (the LM head runs on that position
-        only). Hooks on the decoder blocks see at least the last ``keep`` positions of every prompt."""
-        prefix = self._prefix(token_ids, keep)
+        only). Hooks on the decoder blocks see at least the last ``keep`` positions of every prompt. With
+        per-row interventions ``rows``, sequence i runs under their variant ``variants[i]``: sequences of
+        different variants share batches, and the shared prefix runs once per variant."""
+        if rows is not None:
+            rows.select(np.arange(rows.n_variants))
+        prefix = self._prefix(token_ids, keep, 1 if rows is None else rows.n_variants)
 
         def process(indices):
-            handle(indices, prefix.last_logits([token_ids[i] for i in indices]))
+            batch_variants = None
+            if rows is not None:
+                batch_variants = variants[indices]
+                rows.select(batch_variants)
+            handle(indices, prefix.last_logits([token_ids[i] for i in indices], batch_variants))
 
         self.batches.run([len(ids) - len(prefix) for ids in token_ids], process, progress)
 

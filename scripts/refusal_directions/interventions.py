@@ -4,6 +4,8 @@
   on every attention and MLP output, so the residual stream never carries the direction r (unit).
 - Directional ablation at one layer: the same projection on the output of decoder block l only.
 - Activation addition: x <- x + v on the output of decoder block l, at every position.
+- Per-row interventions (``RowInterventions``): each row of a batch under its own ablation and addition, so that
+  several candidate directions share one batch.
 Block l's output is where layer l's direction was measured (README: layer convention).
 """
 
@@ -99,6 +101,50 @@ def ablate_at_layer(model, direction: np.ndarray, layer: int):
 
 def add_at_layer(model, vector: np.ndarray, layer: int):
     return hooks([(decoder_layers(model)[layer], _add(torch.as_tensor(vector, dtype=torch.float32)))])
+
+
+class RowInterventions:
+    """Interventions that differ by batch row. Variant v projects ``units[v]`` out of every residual-stream
+    writer's output (ablation everywhere; a zero row changes nothing) and adds ``additions[v]`` to the output
+    of block ``layers[v]`` (none where the layer is -1), at every position. ``select(variants)`` says which
+    variant each row of the next forward runs under. Use as a context manager: the hooks are active inside."""
+
+    def __init__(self, model, units: np.ndarray, additions: np.ndarray, layers: np.ndarray):
+        self.units = torch.as_tensor(units, dtype=torch.float32)
+        self.additions = torch.as_tensor(additions, dtype=torch.float32)
+        self.layers = torch.as_tensor(layers, dtype=torch.long)
+        self.rows = torch.zeros(0, dtype=torch.long)
+        ablations = [(module, self._project_out) for module in residual_writers(model)]
+        blocks = decoder_layers(model)
+        additions_at = [(blocks[layer], self._add_at(layer)) for layer in sorted(set(self.layers.tolist()) - {-1})]
+        self._hooks = hooks(ablations + additions_at)
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.units)
+
+    def select(self, variants) -> None:
+        self.rows = torch.as_tensor(np.asarray(variants), dtype=torch.long)
+
+    def _project_out(self, _module, _inputs, output):
+        hidden = _hidden(output)
+        units = self.units[self.rows].to(device=hidden.device, dtype=hidden.dtype).unsqueeze(-1)  # [B, d, 1]
+        return _replace_hidden(output, hidden - torch.bmm(hidden, units) * units.transpose(1, 2))
+
+    def _add_at(self, layer: int):
+        def hook(_module, _inputs, output):
+            hidden = _hidden(output)
+            added = self.additions[self.rows] * (self.layers[self.rows] == layer).unsqueeze(-1)
+            return _replace_hidden(output, hidden + added.to(device=hidden.device, dtype=hidden.dtype).unsqueeze(1))
+
+        return hook
+
+    def __enter__(self) -> RowInterventions:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
 
 
 def random_like(vector: np.ndarray, seed: int) -> np.ndarray:

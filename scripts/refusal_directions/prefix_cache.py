@@ -8,8 +8,10 @@ keys and positions it would see alone and the results equal the uncached run (up
 
 The cache is computed under whatever forward hooks are active when ``PrefixCache`` is built: an intervention
 that acts at every position changes the prefix's keys/values too, so build one ``PrefixCache`` per
-intervention condition, inside its context. With prefix length 0 (no shared prefix worth caching) the same
-methods run the plain uncached left-padded batch, so callers need no second code path.
+intervention condition, inside its context. Under per-row interventions (interventions.RowInterventions) the
+prefix runs once per variant, as a batch of ``n_variants`` rows, and each sequence takes its variant's row.
+With prefix length 0 (no shared prefix worth caching) the same methods run the plain uncached left-padded
+batch, so callers need no second code path.
 
 Assumes attention-only caches (no recurrent/linear-attention layers, whose state the pads after the prefix
 would change). For sliding-window layers the pads count towards the window, which only matters when prefix,
@@ -50,29 +52,29 @@ class PrefixCache:
     An empty ``prefix_ids`` means "no cache": every method then runs the sequences uncached.
     """
 
-    def __init__(self, model, prefix_ids: list[int], pad_id: int):
+    def __init__(self, model, prefix_ids: list[int], pad_id: int, n_variants: int = 1):
         self.model = model
         self.prefix_ids = list(prefix_ids)
         self.pad_id = pad_id
         self.device = model.get_input_embeddings().weight.device
         self.cache = None
         if self.prefix_ids:
-            ids = torch.tensor([self.prefix_ids], dtype=torch.long, device=self.device)
+            ids = torch.tensor([self.prefix_ids] * n_variants, dtype=torch.long, device=self.device)
             with torch.inference_mode():
                 self.cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
 
     def __len__(self) -> int:
         return len(self.prefix_ids)
 
-    def cache_for(self, batch_size: int):
-        """A fresh copy of the prefix cache with each row repeated ``batch_size`` times (None without a prefix).
-        A forward appends the batch's keys/values to the cache it is given, so each batch needs its own copy;
-        copying the batch-1 prefix is cheap (a few MB even for a 7B model)."""
+    def cache_for(self, variants: list[int]):
+        """A fresh copy of the prefix cache with one row per sequence: the prefix as variant ``variants[i]``
+        computed it (None without a prefix). A forward appends the batch's keys/values to the cache it is
+        given, so each batch needs its own copy; copying the prefix is cheap (a few MB even for a 7B model)."""
         if self.cache is None:
             return None
         with torch.inference_mode():
             cache = copy.deepcopy(self.cache)
-            cache.batch_repeat_interleave(batch_size)
+            cache.batch_select_indices(torch.as_tensor(variants, dtype=torch.long, device=self.device))
         return cache
 
     def _remainders(self, token_ids: list[list[int]]) -> list[list[int]]:
@@ -82,25 +84,26 @@ class PrefixCache:
                 raise ValueError("every sequence must start with the cached prefix and have a token after it")
         return [ids[size:] for ids in token_ids]
 
-    def batch(self, token_ids: list[list[int]]) -> dict:
+    def batch(self, token_ids: list[list[int]], variants: list[int] | None = None) -> dict:
         """Model inputs for ``token_ids`` on top of the prefix: ``input_ids`` the remainders left-padded to a common
         width W; ``attention_mask`` [B, prefix + W] (ones for prefix and remainder tokens, zeros for the pads);
         ``position_ids`` [B, W] continuing from the prefix (remainder token j at prefix + j; pads get positions
-        nothing reads); ``cache`` a fresh copy of the prefix cache. Transformers 5.24 takes no
-        ``cache_position``: the cache's length gives the query offset."""
+        nothing reads); ``cache`` a fresh copy of the prefix cache, row i from prefix variant ``variants[i]``
+        (the first for every row when None). Transformers 5.24 takes no ``cache_position``: the cache's length
+        gives the query offset."""
         remainders = left_padded(self._remainders(token_ids), self.pad_id, self.device)
         prefix_mask = torch.ones((len(token_ids), len(self)), dtype=torch.long, device=self.device)
         return {
             "input_ids": remainders["input_ids"],
             "attention_mask": torch.cat([prefix_mask, remainders["attention_mask"]], dim=1),
             "position_ids": remainders["position_ids"] + len(self),
-            "cache": self.cache_for(len(token_ids)),
+            "cache": self.cache_for([0] * len(token_ids) if variants is None else variants),
         }
 
-    def last_logits(self, token_ids: list[list[int]]) -> torch.Tensor:
+    def last_logits(self, token_ids: list[list[int]], variants: list[int] | None = None) -> torch.Tensor:
         """The logits at the last position of each sequence, [B, vocab]. Forward hooks on the decoder blocks see
         the remainder positions only ([B, W, d]); the last one is each sequence's last token."""
-        batch = self.batch(token_ids)
+        batch = self.batch(token_ids, variants)
         with torch.inference_mode():
             return self.model(**batch, use_cache=batch["cache"] is not None, logits_to_keep=1).logits[:, -1, :]
 
