@@ -12,7 +12,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from refusal_directions.conditions import MAIN_SETS
-from refusal_directions.config_check import ConfigError, looks_like_a_path, validate_config
+from refusal_directions.config_check import (
+    ConfigError,
+    looks_like_a_path,
+    sampled_prompts,
+    validate_config,
+)
+from refusal_directions.config_notes import holm_floor_warning, split_note
 from refusal_directions.execution import ExecutionSettings
 from refusal_directions.integrity import damaged_files, read_manifest
 from refusal_directions.model_size import ModelSize, read_model_size
@@ -106,6 +112,22 @@ def read_model_sizes():
 
 MODEL_SIZES = read_model_sizes()
 MODEL_WORK = {slug: rule_workloads(config, MODEL_SIZES[slug].n_layers) for slug in MODELS}
+
+
+def note(message):
+    """A line on the terminal before any job, from the main snakemake process only (each cluster job parses
+    this file again)."""
+    if message and workflow.is_main_process:
+        print(f"note: {message}", file=sys.stderr)
+
+
+for n_prompts in sorted({sampled_prompts(config, name) for name in DATASETS}):
+    note(split_note(n_prompts, config["splits"]))
+for slug in MODELS:
+    floor_warning = holm_floor_warning(
+        MODEL_SIZES[slug].n_layers, config["n_permutations"], config["alpha"]
+    )
+    note(floor_warning and f"{slug}: {floor_warning}")
 EXECUTION = ExecutionSettings.from_config(config).resources()
 
 

@@ -43,6 +43,8 @@ def test_dry_run(configfile, tmp_path):
     jobs = result.stdout
     assert re.search(rf"extract_activations\s+{7 if configfile == FAMILY else 1}\b", jobs)
     assert re.search(r"download_dataset\s+4", jobs)  # harmful, harmless and the two control sets
+    # the splits are proportions of the 256 sampled prompts: the terminal says which sizes they give
+    assert "note: splits: 256 prompts per set are split 126 / 32 / 98" in result.stderr
     if configfile:
         assert "qwen2.5-1.5b-instruct" in jobs and "convert_model" not in jobs
     if configfile == QWEN:  # the reference's selection: every layer and post-instruction position, on a GPU
@@ -193,3 +195,20 @@ def test_the_extraction_benchmarks_dag_runs_on_the_default_config(tmp_path):
                        str(tmp_path / "config.yaml"), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "extract_activations" in result.stdout and "score_candidates" not in result.stdout
+
+
+@pytest.mark.parametrize("n_permutations", [200, 5000])
+def test_a_permutation_count_too_small_for_any_valid_layer_is_said_on_the_terminal(tmp_path, n_permutations):
+    (tmp_path / "data").symlink_to(REPO / "data")
+    result = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                       str(REPO / "config" / "config.yaml"), "--config", f"n_permutations={n_permutations}",
+                       cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    notes = [line for line in result.stderr.splitlines() if "smallest Holm-adjusted p" in line]
+    if n_permutations == 5000:  # 30 / 5001 < alpha = 0.01
+        assert notes == []
+    else:
+        assert notes == [
+            "note: smollm2-135m-instruct: with 200 permutations and 30 layers the smallest Holm-adjusted p is 0.149 "
+            ">= alpha = 0.01: no layer can be valid; raise n_permutations above 3000"
+        ]

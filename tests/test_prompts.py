@@ -41,6 +41,24 @@ def test_every_local_format_loads(tmp_path, suffix):
     assert counts["kept"] == 3
 
 
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".tsv", ".json", ".jsonl"])
+def test_a_byte_order_mark_is_not_part_of_the_first_prompt(tmp_path, suffix):
+    plain = tmp_path / f"plain{suffix}"
+    frame = pd.DataFrame({"prompt": TEXTS})
+    if suffix == ".txt":
+        plain.write_text("\n".join(TEXTS) + "\n")
+    elif suffix in (".csv", ".tsv"):
+        frame.to_csv(plain, index=False, sep="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".json":
+        plain.write_text(json.dumps(frame.to_dict("records")))
+    else:
+        write_jsonl(plain, frame.to_dict("records"))
+    marked = tmp_path / f"marked{suffix}"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())  # what Windows editors write as "UTF-8"
+    records, _ = load_dataset_records("set", spec(marked, "prompt"))
+    assert [r["text"] for r in records] == TEXTS
+
+
 def test_missing_text_column_names_file_and_columns(tmp_path):
     path = tmp_path / "p.csv"
     pd.DataFrame({"prompt": TEXTS}).to_csv(path, index=False)

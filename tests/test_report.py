@@ -4,6 +4,7 @@ states, and that a missing value never shows as "nan"."""
 import json
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -254,6 +255,22 @@ def test_summary_states_what_ablating_and_adding_the_selected_direction_did(tmp_
         f"{label('addition').capitalize()}: the refusal rate of harmless test prompts changes by "
         "+25 pp [+15 pp, +35 pp] and their mean refusal score by +1.25 [+1.15, +1.35]."
     ) in summary
+
+
+@pytest.mark.parametrize("n_permutations", [100, 10000])
+def test_the_summary_says_when_the_permutation_count_leaves_no_layer_a_chance(tmp_path, n_permutations):
+    inputs = write_results(tmp_path)
+    summary = json.loads(Path(inputs["summary"]).read_text())
+    summary["statistics"]["n_permutations"] = n_permutations
+    summary["smallest_attainable_p_holm"] = min(1.0, N_LAYERS / (n_permutations + 1))
+    Path(inputs["summary"]).write_text(json.dumps(summary))
+    datasets = {"harmful": {"source": "harmful.txt"}, "harmless": {"source": "harmless.txt"}}
+    write_report(inputs, {"report": str(tmp_path / "report.md")}, datasets, 42, "Tiny", JUDGES)
+    text = section((tmp_path / "report.md").read_text(), "Summary")
+    warning = "**No layer can be valid with these settings:** 100 permutations over"
+    assert (warning in text) == (n_permutations == 100)
+    if n_permutations == 100:
+        assert f"raise n_permutations above {int(N_LAYERS / 0.01)}" in text
 
 
 def test_conditions_are_named_by_their_registry_labels(tmp_path):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from refusal_directions.config_notes import holm_floor_warning, permutation_floor, split_note
 from refusal_directions.layer_analysis import StatsSettings, analyse_layer
-from refusal_directions.tables import holm_log10, permutation_floor, validation_table
+from refusal_directions.tables import holm_log10, validation_table
 
 SETTINGS = StatsSettings(n_folds=5, n_permutations=999, n_bootstrap=200, ci_level=0.95, seed=0)
 ALPHA, D_MIN = 0.01, 0.5
@@ -64,6 +65,15 @@ def test_holm_matches_a_plain_implementation_and_survives_underflow():
 def test_permutation_floor():
     assert permutation_floor(30, 1000) == pytest.approx(30 / 1001)
     assert permutation_floor(30, 10000) < 0.01 < permutation_floor(30, 1000)
+    assert holm_floor_warning(30, 10000, 0.01) is None
+    assert "smallest Holm-adjusted p is 0.03 >= alpha = 0.01" in holm_floor_warning(30, 999, 0.01)
+
+
+def test_splits_that_do_not_add_up_are_proportions_and_the_note_gives_the_sizes():
+    assert split_note(260, {"train": 128, "validation": 32, "test": 100}) is None
+    assert split_note(24, {"train": 20, "validation": 4, "test": 8}) == (
+        "splits: 24 prompts per set are split 15 / 3 / 6 (train / validation / test, in the proportions 20 : 4 : 8)"
+    )
 
 
 def test_thresholds_decide_validity_at_the_table_only():

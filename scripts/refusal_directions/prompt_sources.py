@@ -20,9 +20,10 @@ LOCAL_FORMATS = (".txt", ".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
 
 def _decode(path: Path, encoding: str) -> str:
+    """The file's text, without a leading byte-order mark (editors on Windows write one; it is not data)."""
     data = path.read_bytes()
     try:
-        return data.decode(encoding)
+        return data.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise UserError(

@@ -13,6 +13,7 @@ import pandas as pd
 from safetensors.numpy import load_file
 
 from .activations import LAYER_CONVENTION
+from .config_notes import holm_floor_warning, permutation_floor
 from .jsonio import read_json, write_json
 from .splits import split_sizes
 
@@ -81,11 +82,6 @@ def validation_table(rows: list[dict], alpha: float, d_min: float) -> pd.DataFra
     return table[LEADING_COLUMNS + rest]
 
 
-def permutation_floor(n_layers: int, n_permutations: int) -> float:
-    """The smallest Holm-adjusted permutation p any layer can reach: n_layers / (K + 1)."""
-    return min(1.0, n_layers / (n_permutations + 1))
-
-
 def top_layers(table: pd.DataFrame, k: int = 10) -> pd.DataFrame:
     """The k layers with the largest |Cohen's d| (undefined d last)."""
     order = table["cohens_d"].abs().fillna(-math.inf).sort_values(ascending=False, kind="stable").index
@@ -133,12 +129,9 @@ def write_tables(
 
     n_permutations = statistics["n_permutations"]
     floor = permutation_floor(len(table), n_permutations)
-    if floor >= alpha:
-        log.warning(
-            "with %d permutations and %d layers the smallest Holm-adjusted p is %.3g >= alpha = %g: "
-            "no layer can be valid; raise n_permutations above %d",
-            n_permutations, len(table), floor, alpha, int(len(table) / alpha),
-        )  # fmt: skip
+    warning = holm_floor_warning(len(table), n_permutations, alpha)
+    if warning:
+        log.warning(warning)
     summary = {
         "model": {"slug": model["slug"], "id": model["id"], "weights_revision": manifest["weights_revision"]},
         "dtype": manifest["dtype"],
