@@ -34,6 +34,12 @@ localrules:
     download_capability_texts,
 
 
+# Model jobs keep their finished batches for a rerun after an interruption (refusal_directions/resume.py):
+# once the whole run has succeeded they are not needed.
+onsuccess:
+    remove_resume_folders()
+
+
 rule all:
     default_target: True
     input:

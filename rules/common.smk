@@ -20,9 +20,11 @@ from refusal_directions.config_check import (
 )
 from refusal_directions.config_notes import holm_floor_warning, split_note
 from refusal_directions.execution import ExecutionSettings
-from refusal_directions.integrity import damaged_files, read_manifest
+from refusal_directions.integrity import damaged_files, is_unfinished, read_manifest
 from refusal_directions.model_size import ModelSize, read_model_size
 from refusal_directions.resources import job_resources, rule_workloads
+from refusal_directions.resume_place import remove_resume_folders
+from refusal_directions.stale_lock import stale_lock_note
 from refusal_directions.workflow_helpers import canonical, code_version, package_dir
 
 
@@ -124,7 +126,7 @@ def note(message):
 for n_prompts in sorted({sampled_prompts(config, name) for name in DATASETS}):
     note(split_note(n_prompts, config["splits"]))
 for slug in MODELS:
-    floor_warning = holm_floor_warning(
+    floor_warning = MODEL_SIZES[slug].n_layers and holm_floor_warning(
         MODEL_SIZES[slug].n_layers, config["n_permutations"], config["alpha"]
     )
     note(floor_warning and f"{slug}: {floor_warning}")
@@ -197,6 +199,10 @@ def check_finished_extractions():
         return
     for model in MODELS:
         folder = ACTIVATIONS.format(model=model)
+        if is_unfinished(folder):
+            note(
+                f"{folder}: the extraction of model '{model}' did not finish; it reruns from its finished batches"
+            )
         damaged = damaged_files(folder)
         if damaged:
             more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
@@ -208,6 +214,8 @@ def check_finished_extractions():
 
 
 check_finished_extractions()
+if workflow.is_main_process:
+    note(stale_lock_note(Path.cwd()))
 
 
 def checkpoint_output(checkpoint, key):
@@ -237,6 +245,13 @@ activation_manifest = extraction_file("manifest.json")
 def layer_labels(model):
     """Layer labels ('00', '01', ...) of a model, from its finished extraction's manifest."""
     folder = checkpoints.extract_activations.get(model=model).output.activations
+    if is_unfinished(
+        folder
+    ):  # Snakemake kept no record that the job was interrupted (.snakemake/ deleted)
+        stop(
+            f"{folder} holds an extraction that did not finish (no manifest.json); run again with "
+            "--rerun-incomplete, or delete the folder"
+        )
     return [Path(name).stem.removeprefix("layer_") for name in read_manifest(folder)["layer_files"]]
 
 

@@ -3,7 +3,9 @@
 #   (1) every non-local job was submitted with sbatch and got a SLURM job id,
 #   (2) the jobs that run the model (the rules profiles/slurm sends to the gpu partition: the only ones with
 #       gpu=1) were submitted with --gpus=1 to the gpu partition, and no other job asks for a GPU,
-#   (3) the statistics tables of both runs are byte-identical.
+#   (3) the statistics tables of both runs are byte-identical,
+#   (4) a job that hits its time limit (the extraction, whose limit is cut to one second once it has finished
+#       a few batches) is submitted again, continues from the batches it kept, and writes the same layer files.
 #
 # Usage: .ci/slurm/run-workflow.sh REPO [STATE_DIR]
 #   REPO        repository root (with .venv)
@@ -100,6 +102,19 @@ slurm_args=(
     # The sbatch command lines are logged only at debug level.
     --verbose
 )
+# (4) A job that hits its time limit: once the SLURM run's extraction has finished two batches, its time limit
+# is cut to one second. SLURM ends it (TIMEOUT, SIGTERM first: the job keeps its finished batches),
+# snakemake submits it once more (retries: 1 in profiles/slurm), and the new job continues from them.
+model=$("$python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["models"][0]["slug"])' "$repo/config/config.yaml")
+extraction_log=$slurm_dir/results/logs/extract_activations/$model.log
+(
+    until grep -q "extraction: batch 2," "$extraction_log" 2>/dev/null; do sleep 0.2; done
+    sid=$(squeue -h --states=RUNNING -O "JobID:|,Comment:" | awk -F'|' '/rule_extract_activations/ { gsub(/ /, "", $1); print $1; exit }')
+    scontrol update JobId="$sid" TimeLimit=0:01 && echo "$sid" >"$work/timed-out-job"
+    say "time limit of SLURM job $sid (extract_activations) cut to one second"
+) &
+cutter=$!
+trap 'kill "$poller" "$cutter" 2>/dev/null || true' EXIT
 say "SLURM run -> $slurm_dir (log: $work/slurm.log)"
 say "  snakemake --snakefile $repo/Snakefile --directory $slurm_dir --configfile $repo/config/config.yaml ${slurm_args[*]}"
 set +e
@@ -114,8 +129,8 @@ slurm_rc=${PIPESTATUS[0]}
 set -e
 t2=$(now)
 sleep 3   # one more squeue snapshot after the last job
-kill "$poller" 2>/dev/null || true
-wait "$poller" 2>/dev/null || true
+kill "$poller" "$cutter" 2>/dev/null || true
+wait "$poller" "$cutter" 2>/dev/null || true
 trap - EXIT
 # Last state of each job as slurmctld reported it.
 awk -F'|' '{ last[$1] = $0 } END { for (j in last) print last[j] }' "$squeue_log" | sort -n >"$work/squeue-final.log"
@@ -130,6 +145,7 @@ fi
 say "checks"
 set +e
 "$python" - "$work" "$local_dir" "$slurm_dir" "$state" "$repo/config/config.yaml" "${model_rules[*]}" <<'PY'
+import json
 import re
 import sys
 from collections import Counter
@@ -160,10 +176,10 @@ def jobs_of(text):
 jobs = jobs_of(log)
 remote = {jobid: rule for kind, rule, jobid in jobs if not kind.startswith("local")}
 local_only = sorted({rule for kind, rule, _ in jobs if kind.startswith("local")})
-submitted = {
-    int(m[1]): m[2]
-    for m in re.finditer(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: ", log)
-}
+submissions = [(int(m[1]), m[2]) for m in re.finditer(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: ", log)]
+submitted = dict(submissions)  # a job submitted twice (after its time limit): the last submission
+timed_out_file = work / "timed-out-job"
+timed_out = timed_out_file.read_text().strip() if timed_out_file.exists() else None
 
 print("(1) every non-local job was submitted with sbatch and got a SLURM job id")
 for line in re.findall(r"^.*Job \d+ has been submitted with SLURM jobid.*$", log, re.M)[:3]:
@@ -174,17 +190,17 @@ missing = sorted(set(remote) - set(submitted))
 check(not missing and len(remote) > 0,
       f"{len(submitted)} of {len(remote)} non-local jobs have a SLURM job id"
       + (f"; missing: {[(j, remote[j]) for j in missing]}" if missing else ""))
-slurm_ids = list(submitted.values())
+slurm_ids = [sid for _, sid in submissions]
 check(len(set(slurm_ids)) == len(slurm_ids), f"{len(set(slurm_ids))} distinct SLURM job ids "
       f"({min(map(int, slurm_ids))}..{max(map(int, slurm_ids))})")
 per_rule = Counter(remote[j] for j in submitted if j in remote)
 print("      per rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(per_rule.items())))
-local_counts = Counter(rule for _, rule, _ in jobs_of(local_log))
-slurm_counts = Counter(rule for _, rule, _ in jobs)
+local_counts = Counter(rule for rule, _ in {(rule, jobid) for _, rule, jobid in jobs_of(local_log)})
+slurm_counts = Counter(rule for rule, _ in {(rule, jobid) for _, rule, jobid in jobs})  # a resubmission is one job
 check(local_counts == slurm_counts,
       f"same jobs as the local run ({sum(local_counts.values())} local, {sum(slurm_counts.values())} via SLURM run)")
 sbatch_calls = re.findall(r"sbatch call: (sbatch .*)", log)
-check(len(sbatch_calls) == len(submitted), f"{len(sbatch_calls)} sbatch calls logged for {len(submitted)} submissions")
+check(len(sbatch_calls) == len(submissions), f"{len(sbatch_calls)} sbatch calls logged for {len(submissions)} submissions")
 
 # SLURM's own view: the squeue snapshots taken during the run (and jobcomp, if configured).
 seen = {}
@@ -193,14 +209,15 @@ for line in (work / "squeue-final.log").read_text().splitlines():
     if len(parts) >= 4:
         seen[parts[0].strip()] = [p.strip() for p in parts]
 not_seen = [i for i in slurm_ids if i not in seen]
-not_done = {i: seen[i][3] for i in slurm_ids if i in seen and seen[i][3] != "COMPLETED"}
+not_done = {i: seen[i][3] for i in slurm_ids if i in seen and seen[i][3] != "COMPLETED" and i != timed_out}
 check(not not_seen and not not_done,
-      f"slurmctld lists all {len(slurm_ids)} jobs as COMPLETED (squeue --states=all)"
+      f"slurmctld lists all {len(slurm_ids)} jobs as COMPLETED (squeue --states=all), but the one whose time "
+      "limit was cut"
       + (f"; not seen: {not_seen}" if not_seen else "") + (f"; not completed: {not_done}" if not_done else ""))
 jobcomp = state / "log" / "jobcomp.log"
 if jobcomp.exists():
     records = {m[1]: m[2] for m in re.finditer(r"JobId=(\d+) .*?JobState=(\w+)", jobcomp.read_text())}
-    bad = {i: records.get(i) for i in slurm_ids if records.get(i) != "COMPLETED"}
+    bad = {i: records.get(i) for i in slurm_ids if records.get(i) != ("TIMEOUT" if i == timed_out else "COMPLETED")}
     check(not bad, f"jobcomp record COMPLETED for all {len(slurm_ids)} jobs ({jobcomp})"
           + (f"; not: {bad}" if bad else ""))
 
@@ -210,7 +227,8 @@ check(sum(remote[j] == "extract_activations" for j in model_jobs) == 1,
       f"one extract_activations job; model jobs {sorted(remote[j] for j in model_jobs)} (SLURM jobs "
       f"{[submitted.get(j) for j in model_jobs]})")
 model_calls = [c for c in sbatch_calls if any(f"--comment rule_{rule}_" in c for rule in model_rules)]
-check(len(model_calls) == len(model_jobs), f"one sbatch call per model job ({len(model_calls)})")
+check(len(model_calls) == len(model_jobs) + 1,
+      f"one sbatch call per model job, and one more for the extraction after its time limit ({len(model_calls)})")
 for call in model_calls:
     head = call.split(" --wrap=")[0]
     print("      sbatch call: " + head + " --wrap=...")
@@ -249,6 +267,18 @@ for model in models:
             and cmp(base_l / n, base_s / n, shallow=False)]
     print(f"      (for information, also identical: {', '.join(same) or 'none'};"
           f" different: {', '.join(sorted(set(extra) - set(same))) or 'none'})")
+
+print("(4) a job that hit its time limit was submitted again and continued from its finished batches")
+row = seen.get(timed_out)
+check(row is not None and row[3] == "TIMEOUT" and "rule_extract_activations" in row[4],
+      f"SLURM job {timed_out} (extract_activations) ended with TIMEOUT: " + ("|".join(row[:5]) if row else "not seen"))
+extraction_log = (slurm_dir / "results" / "logs" / "extract_activations" / f"{models[0]}.log").read_text()
+resumed = re.search(r"resumed: (\d+) of (\d+) batches were finished by an earlier run; (\d+) computed now", extraction_log)
+check(resumed is not None and int(resumed[1]) > 0,
+      f"the resubmitted job resumed: {resumed[0] if resumed else 'no resume line in its log'}")
+manifests = [json.loads((d / "results" / models[0] / "activations" / "manifest.json").read_text())["sha256"]
+             for d in (local_dir, slurm_dir)]
+check(manifests[0] == manifests[1], f"{len(manifests[0])} activation files byte-identical to the local run's")
 
 if failures:
     print(f"FAILED: {len(failures)} check(s)")

@@ -79,8 +79,8 @@ def token_budget(setting: int | str, model, device: torch.device) -> int:
 class BatchRunner:
     """Runs ``process(indices)`` over batches of prompts (``budget_batches``). A batch that runs out of
     memory is split in two and the smaller limits are kept for the rest of the job, so a job never fails
-    on memory while one prompt fits (Snakemake does not retry model jobs: a retry would repeat any other
-    error too)."""
+    on memory while one prompt fits (Snakemake does not retry model jobs locally: a retry would repeat any
+    other error too)."""
 
     def __init__(self, max_prompts: int, max_tokens: int = np.iinfo(np.int64).max):
         self.max_prompts = max_prompts
@@ -92,11 +92,20 @@ class BatchRunner:
         log.info("batches of at most %d prompts and %d tokens", runner.max_prompts, runner.max_tokens)
         return runner
 
-    def run(self, lengths: list[int], process: Callable[[np.ndarray], None], progress=None) -> None:
+    def run(self, lengths: list[int], process: Callable[[np.ndarray], None], progress=None,
+            replay: Callable[[np.ndarray], bool] | None = None) -> None:  # fmt: skip
+        """``process(indices)`` for each batch; with ``replay``, a batch for which ``replay(indices)`` is true
+        was finished by an earlier run (resume.py) and the caller has taken its results from there."""
         lengths = np.asarray(lengths)
         pending = budget_batches(lengths, self.max_prompts, self.max_tokens)
+        n_batches, n_replayed = len(pending), 0
         while pending:
             indices = pending.pop(0)
+            if replay is not None and replay(indices):
+                n_replayed += 1
+                if progress is not None:
+                    progress.update(len(indices))
+                continue
             try:
                 process(indices)
             except Exception as error:
@@ -111,3 +120,6 @@ class BatchRunner:
                 continue
             if progress is not None:
                 progress.update(len(indices))
+        if n_replayed:
+            log.info("resumed: %d of %d batches were finished by an earlier run; %d computed now", n_replayed,
+                     n_batches, n_batches - n_replayed)  # fmt: skip

@@ -22,6 +22,7 @@ from .forward import ModelRunner, PositionRecorder
 from .interventions import RowInterventions, kl_divergence
 from .progress import Progress
 from .refusal_score import refusal_scores
+from .resume import ResumeState
 
 log = logging.getLogger(__name__)
 # The passes of one candidate: (name, prompt set, whether the variant is its addition rather than its ablation).
@@ -58,18 +59,30 @@ def group_size(max_prompts: int, rows_per_candidate: int) -> int:
 
 def measure_candidates(runner: ModelRunner, prompts: dict[str, list[list[int]]], candidates: list[Candidate],
                        baseline_logits: torch.Tensor, scored_by: list[int], layers: list[int],
-                       label: str = "candidates") -> list[CandidateMeasures]:  # fmt: skip
+                       resume: ResumeState | None = None) -> list[CandidateMeasures]:  # fmt: skip
     """Each candidate's measures (in order), from its passes over ``prompts`` (token ids by prompt set);
-    ``baseline_logits`` are the harmless prompts' next-token logits without intervention (for the KL)."""
+    ``baseline_logits`` are the harmless prompts' next-token logits without intervention (for the KL). With
+    ``resume``, each group's measures are kept when done, and a group an earlier run finished is not run."""
     rows_per_candidate = sum(len(prompts[prompt_set]) for _, prompt_set, _ in PASSES)
     size = group_size(runner.batches.max_prompts, rows_per_candidate)
     log.info("%d candidates in groups of %d (%d rows each)", len(candidates), size, rows_per_candidate)
     measures = []
     for start in range(0, len(candidates), size):
-        group = candidates[start : start + size]
-        progress = Progress(f"{label} {start + 1}-{start + len(group)} of {len(candidates)}: bypass, induce and KL",
+        group, numbers = candidates[start : start + size], np.arange(start, min(start + size, len(candidates)))
+        saved = resume.saved(numbers) if resume is not None else None
+        if saved is not None:
+            log.info("candidates %d-%d: measured by an earlier run", start + 1, start + len(group))
+            measures += [CandidateMeasures(*(float(saved[name][i]) for name in ("bypass", "induce", "kl")),
+                                           saved["ablated_means"][i], saved["added_means"][i])
+                         for i in range(len(group))]  # fmt: skip
+            continue
+        progress = Progress(f"candidates {start + 1}-{start + len(group)} of {len(candidates)}: bypass, induce and KL",
                             rows_per_candidate * len(group))  # fmt: skip
-        measures += _measure_group(runner, prompts, group, baseline_logits, scored_by, layers, progress)
+        done = _measure_group(runner, prompts, group, baseline_logits, scored_by, layers, progress)
+        if resume is not None:
+            resume.save(numbers, {name: np.array([getattr(m, name) for m in done])
+                                  for name in ("bypass", "induce", "kl", "ablated_means", "added_means")})  # fmt: skip
+        measures += done
     return measures
 
 

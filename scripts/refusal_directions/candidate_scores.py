@@ -37,6 +37,7 @@ from .layer_filter import scored_layers
 from .model_job import ModelJob, refusal_tokens, split_prompts
 from .progress import Progress
 from .refusal_score import refusal_scores
+from .resume import ResumeState
 
 log = logging.getLogger(__name__)
 COSMIC_LAYER_SHARE = 0.1
@@ -121,7 +122,7 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
         exact = [(position, layer) for position in range(n_positions) for layer in layers]
     scored = measure_candidates(
         runner, prompts, [Candidate(candidates[position, layer], layer) for position, layer in exact],
-        harmless_logits, scored_by, cosmic,
+        harmless_logits, scored_by, cosmic, ResumeState(execution.resume),
     )  # fmt: skip
     harmless_means, harmful_means = harmless_states[cosmic].mean(axis=1), harmful_states[cosmic].mean(axis=1)
     rows = []

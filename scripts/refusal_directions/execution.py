@@ -9,6 +9,10 @@ and back into settings. Standard library only: the workflow definition uses it b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .resume_place import ResumePlace
 
 # batch_size "auto": the most prompts in a batch; any batch halves on out-of-memory.
 AUTO_BATCH_SIZE = 32
@@ -28,6 +32,8 @@ class ExecutionSettings:
     # A guard, not a result: the longest prompt the job may feed (None: the model's context length).
     max_prompt_tokens: int | None = None
     threads: int = 1
+    # Where the job keeps its finished batches for a rerun after an interruption (resume.py); None: nowhere.
+    resume: ResumePlace | None = None
 
     @property
     def max_batch_size(self) -> int:

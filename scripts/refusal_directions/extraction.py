@@ -21,6 +21,7 @@ from .model_job import ModelJob
 from .modeling import context_length, decoder_layers, weights_revision
 from .progress import Progress
 from .refusal_score import refusal_scores, refusal_token_ids
+from .resume import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,29 @@ class Extractor:
         self.n_positions = n_positions
         self.refusal_tokens = refusal_tokens
 
-    def run(self, token_ids: list[list[int]], sink, progress: Progress | None = None) -> None:
+    def run(self, token_ids: list[list[int]], sink, progress: Progress | None = None,
+            resume: ResumeState | None = None) -> None:  # fmt: skip
+        """With ``resume``, each batch is kept as soon as it is done, and a batch an earlier run finished is
+        handed to ``sink`` from there instead of running again."""
         recorder = PositionRecorder(self.runner.model, self.n_positions)
 
         def handle(indices, logits):
+            per_layer = recorder.rows()
             scores = refusal_scores(logits, self.refusal_tokens) if self.refusal_tokens else None
-            sink(indices, recorder.rows(), scores)
+            if resume is not None:
+                tensors = {f"layer_{layer}": values for layer, values in enumerate(per_layer)}
+                resume.save(indices, tensors if scores is None else {**tensors, "scores": scores})
+            sink(indices, per_layer, scores)
+
+        def replay(indices) -> bool:
+            saved = resume.saved(indices) if resume is not None else None
+            if saved is None:
+                return False
+            sink(indices, [saved[f"layer_{layer}"] for layer in range(len(recorder.captured))], saved.get("scores"))
+            return True
 
         try:
-            self.runner.each_batch(token_ids, handle, progress, keep=self.n_positions)
+            self.runner.each_batch(token_ids, handle, progress, keep=self.n_positions, replay=replay)
         finally:
             recorder.remove()
 
@@ -140,8 +155,9 @@ def extract_activations(
 
     runner = job.runner
     extractor = Extractor(runner, len(position_tokens), refusal_tokens)
+    resume = ResumeState(execution.resume)
     try:
-        extractor.run([encoded[text] for text in texts], write_batch, Progress("extraction", len(texts)))
+        extractor.run([encoded[text] for text in texts], write_batch, Progress("extraction", len(texts)), resume)
     finally:
         writer.close()
     sha256 = writer.commit()

@@ -82,12 +82,14 @@ class ModelRunner:
         return PrefixCache(self.model, token_ids[0][:length], self.tokenizer.pad_token_id, n_variants)
 
     def each_batch(self, token_ids: list[list[int]], handle, progress=None, keep: int = 1,
-                   rows: RowInterventions | None = None, variants: np.ndarray | None = None) -> None:  # fmt: skip
+                   rows: RowInterventions | None = None, variants: np.ndarray | None = None,
+                   replay=None) -> None:  # fmt: skip
         """``handle(indices, logits)`` for each batch: the batch's positions in ``token_ids`` and the
         next-token logits [batch, vocab] at each prompt's last position (the LM head runs on that position
         only). Hooks on the decoder blocks see at least the last ``keep`` positions of every prompt. With
         per-row interventions ``rows``, sequence i runs under their variant ``variants[i]``: sequences of
-        different variants share batches, and the shared prefix runs once per variant."""
+        different variants share batches, and the shared prefix runs once per variant. ``replay``: as in
+        ``BatchRunner.run``, for the batches an earlier run finished."""
         if rows is not None:
             rows.select(np.arange(rows.n_variants))
         prefix = self._prefix(token_ids, keep, 1 if rows is None else rows.n_variants)
@@ -99,7 +101,7 @@ class ModelRunner:
                 rows.select(batch_variants)
             handle(indices, prefix.last_logits([token_ids[i] for i in indices], batch_variants))
 
-        self.batches.run([len(ids) - len(prefix) for ids in token_ids], process, progress)
+        self.batches.run([len(ids) - len(prefix) for ids in token_ids], process, progress, replay)
 
     def next_token_logits(self, token_ids: list[list[int]], progress=None) -> torch.Tensor:
         """[n_prompts, vocab] float32 on the CPU, in prompt order."""

@@ -28,14 +28,17 @@ def read_manifest(folder: str | Path) -> dict:
     return json.loads(Path(folder, MANIFEST).read_text())
 
 
+def is_unfinished(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an extraction that did not finish (interrupted or killed): the manifest is
+    written last, so a folder without one was never finished. Not damage: the job reruns and resumes."""
+    return Path(folder).is_dir() and not Path(folder, MANIFEST).is_file()
+
+
 def damaged_files(folder: str | Path) -> list[str]:
-    """What is wrong with an extraction's folder: the files (layers, refusal scores) that are missing or
-    differ from their recorded sha256, or the manifest itself when it is missing (the manifest is written
-    last, so a folder without one was never finished); empty when the folder is whole or does not exist."""
-    if not Path(folder).is_dir():
-        return []
+    """What is wrong with a finished extraction's folder: the files (layers, refusal scores) that are missing
+    or differ from their recorded sha256; empty when the folder is whole, unfinished or does not exist."""
     if not Path(folder, MANIFEST).is_file():
-        return [MANIFEST]
+        return []
     recorded = read_manifest(folder).get("sha256", {})
     return [
         name

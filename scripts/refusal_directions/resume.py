@@ -1,0 +1,86 @@
+"""Completed batches of a model job, kept so that a rerun after an interruption (Ctrl-C, a killed job, a
+cluster time limit or preemption) continues where the job stopped instead of from zero.
+
+Each finished batch goes to its own safetensors file in the job's resume folder (results/resume/<rule>/<its
+wildcards>/), written under a temporary name and renamed, so a kill at any moment leaves only whole batch
+files. The folder sits beside the job's outputs, never inside them: Snakemake deletes the outputs of an
+interrupted job. Its key (key.txt) is the sha256 of the job's params and of its input files' paths, sizes
+and modification times: a rerun with other params or rewritten inputs (which Snakemake reruns anyway)
+discards the folder and starts afresh, so batches of two different jobs are never mixed. The folders stay
+after the job finishes, so an interruption between the job's end and Snakemake's record of it costs nothing
+either; a successful workflow run removes them (the Snakefile's onsuccess).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .resume_place import ResumePlace
+from .runlog import KEPT, say
+
+log = logging.getLogger(__name__)
+KEY_FILE = "key.txt"
+
+
+def batch_name(indices) -> str:
+    """A batch's file name, from the prompt indices it holds (the same batch gets the same name)."""
+    import numpy as np
+
+    digest = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:20]
+    return f"batch-{digest}.safetensors"
+
+
+class ResumeState:
+    """The completed batches of one job (``place`` None: keep nothing, as when a job function is called
+    outside Snakemake). ``saved(indices)`` gives a batch's tensors if an earlier run finished it,
+    ``save(indices, tensors)`` keeps a batch as soon as it is done."""
+
+    def __init__(self, place: ResumePlace | None):
+        self.what = place.job if place else "this job"
+        self.folder = Path(place.folder) if place else None
+        self.n_saved = self.n_reused = 0
+        if self.folder is None:
+            return
+        key_file = self.folder / KEY_FILE
+        if self.folder.is_dir() and (not key_file.is_file() or key_file.read_text() != place.key):
+            log.info("%s: discarding the batches of an earlier run with other params or inputs", self.what)
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(place.key)
+        self.earlier = {path.name for path in self.folder.glob("batch-*.safetensors")}
+        if self.earlier:
+            say(
+                f"{self.what} resumes: {len(self.earlier)} batches finished by an earlier run are kept in {self.folder}"
+            )
+        KEPT.append(self.summary)
+
+    def saved(self, indices) -> dict | None:
+        if self.folder is None or batch_name(indices) not in self.earlier:
+            return None
+        from safetensors.numpy import load_file
+
+        self.n_reused += 1
+        return load_file(self.folder / batch_name(indices))
+
+    def save(self, indices, tensors: dict) -> None:
+        if self.folder is None:
+            return
+        import numpy as np
+        from safetensors.numpy import save_file
+
+        path = self.folder / batch_name(indices)
+        partial = path.with_name(path.name + ".partial")
+        save_file({name: np.ascontiguousarray(value) for name, value in tensors.items()}, str(partial))
+        os.replace(partial, path)
+        self.n_saved += 1
+
+    def summary(self) -> str:
+        """What an interruption leaves: how many batches are kept, and where."""
+        if self.folder is None:
+            return f"{self.what}: nothing is kept"
+        kept = len(list(self.folder.glob("batch-*.safetensors")))
+        return f"{self.what}: {kept} finished batches are kept in {self.folder}"
