@@ -87,6 +87,30 @@ def test_the_runner_scores_every_condition_and_records_kl_for_ablation_and_addit
     assert kl["addition"] > 0
 
 
+def test_conditions_an_earlier_run_finished_are_replayed_with_the_same_results(job, tmp_path, monkeypatch):
+    from refusal_directions.resume import ResumeState
+    from refusal_directions.resume_place import ResumePlace
+
+    prompts = {
+        name: [{"id": f"{name}-{i}", "row": i, "text": text} for i, text in enumerate(texts[:3])]
+        for name, texts in (("harmful", HARMFUL), ("harmless", HARMLESS_TEXTS))
+    }
+    direction = 4.0 * np.random.default_rng(2).normal(size=job.model.config.hidden_size)
+    vectors = InterventionVectors(direction, 1, random=random_like(direction, 7), control=None)
+    place = ResumePlace(str(tmp_path / "resume"), "key", "evaluate_direction")
+    first = ConditionRunner(job, prompts, scored_by=[5, 9], max_new_tokens=3, resume=ResumeState(place))
+    first.run_all(EVALUATION[:3], vectors)  # interrupted after three conditions
+    monkeypatch.setattr(job.runner, "generate", lambda *args, **kwargs: pytest.fail("a finished condition ran again"))
+    again = ConditionRunner(job, prompts, scored_by=[5, 9], max_new_tokens=3, resume=ResumeState(place))
+    again.run_all(EVALUATION[:3], vectors)
+    monkeypatch.undo()
+    assert again.generations == first.generations and again.divergences == first.divergences
+    again.run_all(EVALUATION[3:], vectors)  # the rest runs, with the replayed harmless baseline for its KL
+    whole = ConditionRunner(job, prompts, scored_by=[5, 9], max_new_tokens=3)
+    whole.run_all(EVALUATION, vectors)
+    assert again.generations == whole.generations and again.divergences == whole.divergences
+
+
 def judged(condition, layer, refused, scores):
     prompt_set = CONDITIONS[condition].prompt_set
     return [

@@ -4,8 +4,11 @@ records it, the next-token KL on harmless prompts against no intervention, with 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import torch
 
 from .conditions import CONDITIONS, HARMLESS, InterventionVectors, baseline_of
 from .interventions import condition_hooks, kl_divergence
@@ -13,6 +16,7 @@ from .jsonio import write_jsonl
 from .model_job import ModelJob
 from .progress import Progress
 from .refusal_score import refusal_scores
+from .resume import ResumeState
 
 
 class ConditionRunner:
@@ -20,12 +24,14 @@ class ConditionRunner:
     response and KL row until ``write``. The baseline on harmless prompts runs before any condition whose
     KL is recorded: every KL is measured against it."""
 
-    def __init__(self, job: ModelJob, prompts: dict[str, list[dict]], scored_by: list[int], max_new_tokens: int):
+    def __init__(self, job: ModelJob, prompts: dict[str, list[dict]], scored_by: list[int], max_new_tokens: int,
+                 resume: ResumeState | None = None):  # fmt: skip
         self.job, self.prompts, self.scored_by, self.max_new_tokens = job, prompts, scored_by, max_new_tokens
         self.token_ids = {name: job.encode(records) for name, records in prompts.items()}
         self.generations: list[dict] = []
         self.divergences: list[dict] = []
         self.baseline_logits = None
+        self.resume = resume if resume is not None else ResumeState(None)
 
     def run_all(self, names, vectors: InterventionVectors | None = None) -> None:
         """Each named condition that this run has the vectors for (a control contrast is optional)."""
@@ -34,8 +40,28 @@ class ConditionRunner:
                 self.run(name, vectors)
 
     def run(self, name: str, vectors: InterventionVectors | None = None) -> None:
+        """One condition: its responses, refusal scores and KL, kept when done (resume.py); a condition that
+        an earlier run of the job finished is taken from there instead of running again."""
         condition = CONDITIONS[name]
         layer = vectors.layer if condition.intervenes else None
+        part = f"{name} at layer {layer}"
+        measured = self.resume.saved(part)
+        if measured is None:
+            measured = self._measure(name, layer, vectors)
+            self.resume.save(part, measured)
+        if name == baseline_of(HARMLESS):
+            self.baseline_logits = torch.from_numpy(measured["logits"])
+        responses = json.loads(measured["responses"].tobytes().decode("utf-8"))
+        self.generations += generation_records(
+            name, layer, self.prompts[condition.prompt_set], responses, measured["refusal_scores"]
+        )
+        if "kl" in measured:
+            self.divergences.append(divergence_row(name, layer, measured["kl"]))
+
+    def _measure(self, name: str, layer: int | None, vectors: InterventionVectors | None) -> dict[str, np.ndarray]:
+        """The responses (UTF-8 JSON), refusal scores and, where the condition records it, the KL against the
+        harmless baseline (and the baseline's own logits, which later conditions' KL needs)."""
+        condition = CONDITIONS[name]
         prompt_set, runner = condition.prompt_set, self.job.runner
         ids = self.token_ids[prompt_set]
         label = f"{name} ({prompt_set})" if layer is None else f"layer {layer} {name} ({prompt_set})"
@@ -49,13 +75,15 @@ class ConditionRunner:
                 harmless = self.token_ids[HARMLESS]
                 progress = Progress(f"{label}: next-token distribution, harmless prompts", len(harmless))
                 harmless_logits = runner.next_token_logits(harmless, progress)
+        measured = {
+            "responses": np.frombuffer(json.dumps(responses).encode("utf-8"), dtype=np.uint8),
+            "refusal_scores": refusal_scores(logits, self.scored_by),
+        }
         if name == baseline_of(HARMLESS):
-            self.baseline_logits = logits
-        self.generations += generation_records(
-            name, layer, self.prompts[prompt_set], responses, refusal_scores(logits, self.scored_by)
-        )
+            measured["logits"] = logits.numpy()
         if harmless_logits is not None:
-            self.divergences.append(divergence_row(name, layer, self.baseline_logits, harmless_logits))
+            measured["kl"] = kl_divergence(self.baseline_logits, harmless_logits)
+        return measured
 
     def write(self, generations_path: str, kl_path: str) -> None:
         write_results(self.generations, self.divergences, generations_path, kl_path)
@@ -71,9 +99,8 @@ def generation_records(name: str, layer: int | None, prompts: list[dict], respon
     ]  # fmt: skip
 
 
-def divergence_row(name: str, layer: int | None, baseline_logits, changed_logits) -> dict:
-    """A condition's next-token KL on the harmless prompts against no intervention."""
-    kl = kl_divergence(baseline_logits, changed_logits)
+def divergence_row(name: str, layer: int | None, kl: np.ndarray) -> dict:
+    """A condition's next-token KL on the harmless prompts against no intervention (``kl``: per prompt)."""
     return {"layer": layer, "condition": name, "mean_kl": float(kl.mean()), "median_kl": float(np.median(kl)),
             "max_kl": float(kl.max())}  # fmt: skip
 

@@ -210,7 +210,7 @@ def check_edited_model(
     scores = refusal_scores(logits, refusal_tokens(inputs))
     write_results(
         generation_records(EDITED, direction["layer"], prompts[HARMFUL], responses, scores),
-        [divergence_row(EDITED, direction["layer"], unedited_harmless, edited[HARMLESS][1])],
+        [divergence_row(EDITED, direction["layer"], kl_divergence(unedited_harmless, edited[HARMLESS][1]))],
         outputs["generations"], outputs["kl"],
     )  # fmt: skip
 

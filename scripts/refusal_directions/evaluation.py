@@ -16,6 +16,7 @@ from .conditions import EVALUATION, InterventionVectors
 from .execution import ExecutionSettings
 from .interventions import random_like, same_norm
 from .model_job import ModelJob, evaluation_prompts, refusal_tokens
+from .resume import ResumeState
 
 
 def selected_vectors(selected_path: str, directions_path: str, seed: int) -> InterventionVectors:
@@ -36,6 +37,8 @@ def evaluate_direction(
     and evaluation_kl.csv (next-token KL of harmless prompts under each condition that records it)."""
     job = ModelJob.load(model, inputs, execution)
     prompts = evaluation_prompts(inputs, evaluation)
-    runner = ConditionRunner(job, prompts, refusal_tokens(inputs), evaluation["max_new_tokens"])
+    runner = ConditionRunner(
+        job, prompts, refusal_tokens(inputs), evaluation["max_new_tokens"], ResumeState(execution.resume)
+    )
     runner.run_all(EVALUATION, selected_vectors(inputs["selected"], inputs["directions"], evaluation["seed"]))
     runner.write(outputs["generations"], outputs["kl"])

@@ -17,6 +17,7 @@ from .execution import ExecutionSettings
 from .interventions import random_like, same_norm
 from .model_job import ModelJob, refusal_tokens, split_prompts
 from .modeling import decoder_layers
+from .resume import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ def run_intervention_sweep(
             f"interventions.layers has layer {max(layers)} but the model has {n_layers} layers (0-{n_layers - 1})"
         )
     prompts = split_prompts(inputs, "test", interventions["n_prompts"], interventions["seed"])
-    runner = ConditionRunner(job, prompts, refusal_tokens(inputs), interventions["max_new_tokens"])
+    runner = ConditionRunner(
+        job, prompts, refusal_tokens(inputs), interventions["max_new_tokens"], ResumeState(execution.resume)
+    )
     runner.run_all(BASELINES)
     at_layer = [name for name in SWEEP if name not in BASELINES]
     for layer in layers:

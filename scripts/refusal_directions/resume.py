@@ -14,6 +14,7 @@ either; a successful workflow run removes them (the Snakefile's onsuccess).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -26,18 +27,18 @@ log = logging.getLogger(__name__)
 KEY_FILE = "key.txt"
 
 
-def batch_name(indices) -> str:
-    """A batch's file name, from the prompt indices it holds (the same batch gets the same name)."""
-    import numpy as np
-
-    digest = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:20]
-    return f"batch-{digest}.safetensors"
+def part_name(part) -> str:
+    """A finished part's file name: from the prompt indices of a batch (or the numbers of a group of
+    candidates), or from a condition's name; the same part gets the same name."""
+    key = part if isinstance(part, str) else [int(index) for index in part]
+    return f"batch-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}.safetensors"
 
 
 class ResumeState:
     """The completed batches of one job (``place`` None: keep nothing, as when a job function is called
-    outside Snakemake). ``saved(indices)`` gives a batch's tensors if an earlier run finished it,
-    ``save(indices, tensors)`` keeps a batch as soon as it is done."""
+    outside Snakemake). ``saved(part)`` gives a part's tensors if an earlier run finished it, ``save(part,
+    tensors)`` keeps a part as soon as it is done; a part is a batch (its prompt indices), a group of
+    candidates (their numbers) or a condition (its name)."""
 
     def __init__(self, place: ResumePlace | None):
         self.what = place.job if place else "this job"
@@ -58,21 +59,21 @@ class ResumeState:
             )
         KEPT.append(self.summary)
 
-    def saved(self, indices) -> dict | None:
-        if self.folder is None or batch_name(indices) not in self.earlier:
+    def saved(self, part) -> dict | None:
+        if self.folder is None or part_name(part) not in self.earlier:
             return None
         from safetensors.numpy import load_file
 
         self.n_reused += 1
-        return load_file(self.folder / batch_name(indices))
+        return load_file(self.folder / part_name(part))
 
-    def save(self, indices, tensors: dict) -> None:
+    def save(self, part, tensors: dict) -> None:
         if self.folder is None:
             return
         import numpy as np
         from safetensors.numpy import save_file
 
-        path = self.folder / batch_name(indices)
+        path = self.folder / part_name(part)
         partial = path.with_name(path.name + ".partial")
         save_file({name: np.ascontiguousarray(value) for name, value in tensors.items()}, str(partial))
         os.replace(partial, path)
