@@ -86,3 +86,32 @@ def test_measured_candidates_are_replayed_without_running_the_model(tmp_path, mo
         np.testing.assert_array_equal(a.added_means, b.added_means)
     with pytest.raises(AssertionError, match="ran again"):
         measure_candidates(runner, prompts, candidates, baseline, [5], [1], ResumeState(None))
+
+
+def test_a_generation_resumes_with_the_same_responses_greedy_or_sampled(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from refusal_directions.batching import BatchRunner
+    from refusal_directions.forward import ModelRunner
+
+    from conftest import HARMFUL as HARMFUL_TEXTS
+    from conftest import build_tiny_model, encode_prompts
+
+    folder = build_tiny_model(tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(2), "auto")
+    ids = encode_prompts(tokenizer, HARMFUL_TEXTS[:6])
+    for do_sample in (False, True):
+        place = ResumePlace(str(tmp_path / f"sampled={do_sample}"), "key", "generate_responses")
+        whole = runner.generate(ids, 5, do_sample, 1.0, 7, resume=ResumeState(place))
+        kept = sorted(
+            (tmp_path / f"sampled={do_sample}").glob("batch-*.safetensors"), key=lambda p: p.stat().st_mtime_ns
+        )
+        assert len(kept) == 3
+        kept[-1].unlink()  # the batch in flight when the job was interrupted: the last one
+        state = ResumeState(place)
+        resumed = runner.generate(ids, 5, do_sample, 1.0, 7, resume=state)
+        assert state.n_reused == 2 and state.n_saved == 1
+        assert resumed[0] == whole[0] and torch.equal(resumed[1], whole[1])

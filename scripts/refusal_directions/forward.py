@@ -4,6 +4,7 @@ generated responses. Every job that runs the model goes through here."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -16,6 +17,7 @@ from .execution import ExecutionSettings
 from .interventions import RowInterventions
 from .modeling import decoder_layers
 from .prefix_cache import PrefixCache, shared_prefix_length
+from .resume import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -128,27 +130,46 @@ class ModelRunner:
         return logits.stacked(), states
 
     def generate(self, token_ids: list[list[int]], max_new_tokens: int, do_sample: bool = False,
-                 temperature: float = 1.0, seed: int = 0, progress=None) -> tuple[list[str], torch.Tensor]:  # fmt: skip
+                 temperature: float = 1.0, seed: int = 0, progress=None,
+                 resume: ResumeState | None = None) -> tuple[list[str], torch.Tensor]:  # fmt: skip
         """The model's response to each prompt (greedy unless ``do_sample``), decoded without special tokens,
         and the next-token logits [n, vocab] (float32, CPU) at each prompt's last position, which generation's
-        first step computes anyway: a caller that needs both runs the prompts once."""
+        first step computes anyway: a caller that needs both runs the prompts once. Sampling draws from a
+        generator seeded by ``seed`` and the batch's first prompt, so a batch samples the same tokens however
+        the job got to it. With ``resume``, each batch is kept when done and a batch an earlier run finished
+        is taken from there."""
         responses: list[str | None] = [None] * len(token_ids)
         logits = PromptOrder(len(token_ids))
-        if do_sample:
-            torch.manual_seed(seed)
         prefix = self._prefix(token_ids, keep=1)
         sampling = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "top_p": None, "top_k": None,
                     "temperature": temperature if do_sample else None}  # fmt: skip
 
-        def process(indices):
-            new_tokens, first_logits = prefix.generate([token_ids[i] for i in indices], **sampling)
+        def keep(indices, texts, first_logits):
             logits.keep(indices, first_logits)
-            texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for index, text in zip(indices, texts, strict=True):
-                responses[int(index)] = text.strip()
+                responses[int(index)] = text
+
+        def process(indices):
+            if do_sample:
+                torch.manual_seed(seed * 1_000_003 + int(min(indices)))
+            new_tokens, first_logits = prefix.generate([token_ids[i] for i in indices], **sampling)
+            texts = [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            if resume is not None:
+                resume.save(indices, {"responses": np.frombuffer(json.dumps(texts).encode("utf-8"), dtype=np.uint8),
+                                      "logits": first_logits.float().cpu().numpy()})  # fmt: skip
+            keep(indices, texts, first_logits)
+
+        def replay(indices) -> bool:
+            saved = resume.saved(indices) if resume is not None else None
+            if saved is not None:
+                keep(
+                    indices, json.loads(saved["responses"].tobytes().decode("utf-8")), torch.from_numpy(saved["logits"])
+                )
+            return saved is not None
 
         # A batch's token budget covers the tokens it will generate as well.
-        self.batches.run([len(ids) - len(prefix) + max_new_tokens for ids in token_ids], process, progress)
+        lengths = [len(ids) - len(prefix) + max_new_tokens for ids in token_ids]
+        self.batches.run(lengths, process, progress, replay)
         return responses, logits.stacked()
 
     def loss_sums(self, token_ids: list[list[int]], n_scored: list[int], progress=None) -> np.ndarray:

@@ -8,6 +8,7 @@ from .execution import ExecutionSettings
 from .jsonio import write_jsonl
 from .model_job import ModelJob, split_prompts
 from .progress import Progress
+from .resume import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def generate_responses(
         settings["temperature"],
         settings["seed"],
         Progress("generation", len(records)),
+        ResumeState(execution.resume),
     )
     keep = ("id", "set", "row", "text", "level")
     write_jsonl(
