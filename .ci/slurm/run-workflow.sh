@@ -102,16 +102,23 @@ slurm_args=(
     # The sbatch command lines are logged only at debug level.
     --verbose
 )
-# (4) A job that hits its time limit: once the SLURM run's extraction has finished two batches, its time limit
-# is cut to one second. SLURM ends it (TIMEOUT, SIGTERM first: the job keeps its finished batches),
-# snakemake submits it once more (retries: 1 in profiles/slurm), and the new job continues from them.
+# (4) A job that hits its time limit: once the SLURM run's extraction has finished two batches, its process is
+# paused (SIGSTOP) and its time limit cut to one second. slurmctld checks time limits every 30 s, so without the
+# pause a fast machine could finish the extraction first; paused, the job is still mid-extraction when the check
+# ends it (TIMEOUT: SIGCONT and SIGTERM, so the job stops itself and keeps its finished batches). Snakemake
+# submits it once more (retries: 1 in profiles/slurm), and the new job continues from those batches.
 model=$("$python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["models"][0]["slug"])' "$repo/config/config.yaml")
 extraction_log=$slurm_dir/results/logs/extract_activations/$model.log
 (
-    until grep -q "extraction: batch 2," "$extraction_log" 2>/dev/null; do sleep 0.2; done
+    until grep -q "extraction: batch 2," "$extraction_log" 2>/dev/null; do sleep 0.1; done
+    job_pids=$(pgrep -f "$slurm_dir/.snakemake/scripts/.*extract_activations.py" || true)
+    [ -n "$job_pids" ] && kill -STOP $job_pids
     sid=$(squeue -h --states=RUNNING -O "JobID:|,Comment:" | awk -F'|' '/rule_extract_activations/ { gsub(/ /, "", $1); print $1; exit }')
     scontrol update JobId="$sid" TimeLimit=0:01 && echo "$sid" >"$work/timed-out-job"
-    say "time limit of SLURM job $sid (extract_activations) cut to one second"
+    say "SLURM job $sid (extract_activations) paused after two batches (pids $job_pids), its time limit cut to one second"
+    until [ -z "$(squeue -h -j "$sid" --states=RUNNING -o %i 2>/dev/null)" ]; do sleep 1; done
+    [ -n "$job_pids" ] && kill -CONT $job_pids 2>/dev/null
+    say "SLURM job $sid: $(squeue -h -j "$sid" --states=all -o %T 2>/dev/null)"
 ) &
 cutter=$!
 trap 'kill "$poller" "$cutter" 2>/dev/null || true' EXIT
