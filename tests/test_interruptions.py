@@ -68,8 +68,11 @@ def interrupt_after_a_few_batches(workdir: Path, how: str) -> tuple[int, Path]:
     (``how``), and return the number of the snakemake process group and the file of what the run prints."""
     output = workdir / "interrupted.txt"
     with output.open("w") as sink:
+        # Ctrl-C reaches snakemake as from a terminal even when the tests run in the background (a shell
+        # starts background commands with SIGINT ignored, and children inherit that).
         process = subprocess.Popen(command(workdir), cwd=workdir, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+                                   start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         log, started = workdir / LOG, time.monotonic()
         while not (log.is_file() and "extraction: batch 5," in log.read_text()):
             assert process.poll() is None and time.monotonic() - started < 120, output.read_text()[-3000:]
@@ -86,12 +89,13 @@ def interrupt_after_a_few_batches(workdir: Path, how: str) -> tuple[int, Path]:
     return process.pid, output
 
 
-def no_process_left(group: int, within: float = 5.0) -> bool:
+def no_process_left(group: int, within: float = 10.0) -> bool:
+    """Whether no process of the run's process group is left running (as ``ps`` lists them; an exited
+    process that its new parent has not reaped yet is not running) within ``within`` seconds."""
     started = time.monotonic()
     while time.monotonic() - started < within:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
+        listed = subprocess.run(["ps", "-o", "stat=", "--sid", str(group)], capture_output=True, text=True).stdout
+        if not [state for state in listed.split() if not state.startswith("Z")]:
             return True
         time.sleep(0.1)
     return False

@@ -175,9 +175,16 @@ def check(ok, message):
 
 
 def jobs_of(text):
-    """(kind, rule, snakemake jobid) of every job block in a snakemake log."""
-    pattern = re.compile(r"^(localrule|localcheckpoint|rule|checkpoint) (\w+):\n(?:    .*\n)*?    jobid: (\d+)$", re.M)
-    return [(m[1], m[2], int(m[3])) for m in pattern.finditer(text)]
+    """(kind, rule, snakemake jobid) of every job block that the run's own snakemake printed in its log. The
+    plugin also shows a failed job's SLURM log (the job that hit its time limit), whose job step snakemake
+    prints its own block (jobid 0, "reason: Forced execution": it runs with --force): not a job of the run."""
+    pattern = re.compile(r"^(localrule|localcheckpoint|rule|checkpoint) (\w+):\n((?:    .*\n)*)", re.M)
+    jobs = []
+    for m in pattern.finditer(text):
+        jobid = re.search(r"^    jobid: (\d+)$", m[3], re.M)
+        if jobid and "    reason: Forced execution" not in m[3]:
+            jobs.append((m[1], m[2], int(jobid[1])))
+    return jobs
 
 
 jobs = jobs_of(log)
@@ -225,7 +232,7 @@ jobcomp = state / "log" / "jobcomp.log"
 if jobcomp.exists():
     records = {m[1]: m[2] for m in re.finditer(r"JobId=(\d+) .*?JobState=(\w+)", jobcomp.read_text())}
     bad = {i: records.get(i) for i in slurm_ids if records.get(i) != ("TIMEOUT" if i == timed_out else "COMPLETED")}
-    check(not bad, f"jobcomp record COMPLETED for all {len(slurm_ids)} jobs ({jobcomp})"
+    check(not bad, f"jobcomp record COMPLETED for all {len(slurm_ids)} jobs, TIMEOUT for {timed_out} ({jobcomp})"
           + (f"; not: {bad}" if bad else ""))
 
 print("(2) the jobs that run the model were submitted with --gpus=1 to the gpu partition")
