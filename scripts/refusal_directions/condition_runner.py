@@ -4,8 +4,6 @@ records it, the next-token KL on harmless prompts against no intervention, with 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import torch
@@ -16,7 +14,7 @@ from .jsonio import write_jsonl
 from .model_job import ModelJob
 from .progress import Progress
 from .refusal_score import refusal_scores
-from .resume import ResumeState
+from .resume import ResumeState, tensor_texts, texts_tensor
 
 
 class ConditionRunner:
@@ -51,7 +49,7 @@ class ConditionRunner:
             self.resume.save(part, measured)
         if name == baseline_of(HARMLESS):
             self.baseline_logits = torch.from_numpy(measured["logits"])
-        responses = json.loads(measured["responses"].tobytes().decode("utf-8"))
+        responses = tensor_texts(measured["responses"])
         self.generations += generation_records(
             name, layer, self.prompts[condition.prompt_set], responses, measured["refusal_scores"]
         )
@@ -76,7 +74,7 @@ class ConditionRunner:
                 progress = Progress(f"{label}: next-token distribution, harmless prompts", len(harmless))
                 harmless_logits = runner.next_token_logits(harmless, progress)
         measured = {
-            "responses": np.frombuffer(json.dumps(responses).encode("utf-8"), dtype=np.uint8),
+            "responses": texts_tensor(responses),
             "refusal_scores": refusal_scores(logits, self.scored_by),
         }
         if name == baseline_of(HARMLESS):

@@ -4,7 +4,6 @@ generated responses. Every job that runs the model goes through here."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -17,7 +16,7 @@ from .execution import ExecutionSettings
 from .interventions import RowInterventions
 from .modeling import decoder_layers
 from .prefix_cache import PrefixCache, shared_prefix_length
-from .resume import ResumeState
+from .resume import ResumeState, tensor_texts, texts_tensor
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +154,13 @@ class ModelRunner:
             new_tokens, first_logits = prefix.generate([token_ids[i] for i in indices], **sampling)
             texts = [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
             if resume is not None:
-                resume.save(indices, {"responses": np.frombuffer(json.dumps(texts).encode("utf-8"), dtype=np.uint8),
-                                      "logits": first_logits.float().cpu().numpy()})  # fmt: skip
+                resume.save(indices, {"responses": texts_tensor(texts), "logits": first_logits.float().cpu().numpy()})
             keep(indices, texts, first_logits)
 
         def replay(indices) -> bool:
             saved = resume.saved(indices) if resume is not None else None
             if saved is not None:
-                keep(
-                    indices, json.loads(saved["responses"].tobytes().decode("utf-8")), torch.from_numpy(saved["logits"])
-                )
+                keep(indices, tensor_texts(saved["responses"]), torch.from_numpy(saved["logits"]))
             return saved is not None
 
         # A batch's token budget covers the tokens it will generate as well.

@@ -20,6 +20,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from .resume_place import ResumePlace
 from .runlog import KEPT, say
 
@@ -32,6 +34,16 @@ def part_name(part) -> str:
     candidates), or from a condition's name; the same part gets the same name."""
     key = part if isinstance(part, str) else [int(index) for index in part]
     return f"batch-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}.safetensors"
+
+
+def texts_tensor(texts: list[str]) -> np.ndarray:
+    """Texts as a tensor a part can hold (safetensors holds numbers only): their UTF-8 JSON, as bytes."""
+    return np.frombuffer(json.dumps(texts).encode("utf-8"), dtype=np.uint8)
+
+
+def tensor_texts(tensor: np.ndarray) -> list[str]:
+    """The texts that ``texts_tensor`` stored."""
+    return json.loads(tensor.tobytes().decode("utf-8"))
 
 
 class ResumeState:
@@ -70,7 +82,6 @@ class ResumeState:
     def save(self, part, tensors: dict) -> None:
         if self.folder is None:
             return
-        import numpy as np
         from safetensors.numpy import save_file
 
         path = self.folder / part_name(part)
