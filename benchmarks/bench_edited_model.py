@@ -3,7 +3,7 @@
 run) saved as a checkpoint, orthogonalized against a random direction by the workflow's export, reloaded with
 plain transformers and compared with the source model under hook ablation as check_edited_model compares
 them (harmful and harmless prompts: next-token logits, refusal score, KL, greedy continuations, residual
-component), and the cross-entropy of both on the same texts (capability.py's measure). Random weights give
+component), and the cross-entropy of both on the same texts (export/capability.py's measure). Random weights give
 flat next-token distributions with many near ties, so their continuations diverge sooner than a trained
 model's: the continuation figure is a lower bound for real models. ``--plant`` exports with a known bug (the LM
 head left tied to the edited embedding, or one block's MLP down projection left unedited) to show what the
@@ -17,7 +17,7 @@ identical continuations: F
 max residual component: C              # largest |h . r| / |h| of the edited model's residual stream
 head change along r: H                 # |W'_head r - W_head r| / |W_head r|: 1 for a head edited with a tied embedding
 ce edited minus ablation: D            # nats per token, the prompts' texts scored as plain text
-within tolerances (<dtype>): yes|no    # edited_check.TOLERANCES for the coarsest dtype involved
+within tolerances (<dtype>): yes|no    # export.edited_check.TOLERANCES for the coarsest dtype involved
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import torch  # noqa: E402
 from bench_extraction import prompt_texts, random_qwen_shaped, synchronise  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
-from refusal_directions import orthogonalization  # noqa: E402
-from refusal_directions.conditions import HARMFUL, HARMLESS, MAIN_SETS  # noqa: E402
-from refusal_directions.edited_check import (  # noqa: E402
+from refusal_directions.data.prompt_sets import HARMFUL, HARMLESS, MAIN_SETS  # noqa: E402
+from refusal_directions.export import orthogonalization  # noqa: E402
+from refusal_directions.export.edited_check import (  # noqa: E402
     DirectionComponent,
     compare,
     failures,
@@ -49,12 +49,12 @@ from refusal_directions.edited_check import (  # noqa: E402
     load_edited,
     tolerances,
 )
-from refusal_directions.execution import ExecutionSettings  # noqa: E402
-from refusal_directions.forward import ModelRunner  # noqa: E402
-from refusal_directions.interventions import ablate_everywhere  # noqa: E402
-from refusal_directions.model_job import ModelJob  # noqa: E402
-from refusal_directions.modeling import resolve_device  # noqa: E402
-from refusal_directions.orthogonalization import export_direction, export_edited_model  # noqa: E402
+from refusal_directions.export.orthogonalization import export_direction, export_edited_model  # noqa: E402
+from refusal_directions.model.forward import ModelRunner  # noqa: E402
+from refusal_directions.model.hooks import ablate_everywhere  # noqa: E402
+from refusal_directions.model.job import ModelJob  # noqa: E402
+from refusal_directions.model.loading import resolve_device  # noqa: E402
+from refusal_directions.workflow.execution import ExecutionSettings  # noqa: E402
 
 
 def direction_files(folder: Path, hidden: int, n_layers: int) -> dict:

@@ -43,12 +43,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from refusal_directions.activations import ActivationWriter  # noqa: E402
-from refusal_directions.batching import BatchRunner, budget_batches, left_padded  # noqa: E402
-from refusal_directions.chat_format import PromptFormat  # noqa: E402
-from refusal_directions.extraction import Extractor  # noqa: E402
-from refusal_directions.forward import ModelRunner  # noqa: E402
-from refusal_directions.modeling import (  # noqa: E402
+from refusal_directions.data.chat_format import PromptFormat  # noqa: E402
+from refusal_directions.model.activations import ActivationWriter  # noqa: E402
+from refusal_directions.model.batching import BatchRunner, budget_batches, left_padded  # noqa: E402
+from refusal_directions.model.extraction import Extractor  # noqa: E402
+from refusal_directions.model.forward import ModelRunner  # noqa: E402
+from refusal_directions.model.loading import (  # noqa: E402
     decoder_layers,
     load_model,
     load_tokenizer,
@@ -56,7 +56,7 @@ from refusal_directions.modeling import (  # noqa: E402
     resolve_dtype,
     weights_location,
 )
-from refusal_directions.prefix_cache import shared_prefix_length  # noqa: E402
+from refusal_directions.model.prefix_cache import shared_prefix_length  # noqa: E402
 
 
 def rss_mb(field: str) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from refusal_directions.layer_analysis import StatsSettings, analyse_layer  # noqa: E402
+from refusal_directions.stats.layer_analysis import StatsSettings, analyse_layer  # noqa: E402
 
 SIZES = {"seed": (256, 1536), "tiny": (16, 32)}  # prompts per group, hidden size
 

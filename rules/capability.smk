@@ -1,6 +1,6 @@
 # What the direction costs (README: "What the edit costs"): the cross-entropy of every condition of the
 # evaluation and of the edited model, on the baseline's own responses and on optional generic text.
-from refusal_directions.hub import hub_id
+from refusal_directions.workflow.hub import hub_id
 
 CAPABILITY = canonical(config["capability"])
 CAPABILITY_TEXTS = CAPABILITY["texts"]

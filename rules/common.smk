@@ -11,21 +11,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from refusal_directions.conditions import MAIN_SETS
-from refusal_directions.config_check import (
+from refusal_directions.config.check import (
     ConfigError,
     looks_like_a_path,
     sampled_prompts,
     validate_config,
 )
-from refusal_directions.config_notes import holm_floor_warning, split_note
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.integrity import damaged_files, is_unfinished, read_manifest
-from refusal_directions.model_size import ModelSize, read_model_size
-from refusal_directions.resources import job_resources, rule_workloads
-from refusal_directions.resume_place import remove_resume_folders
-from refusal_directions.stale_lock import stale_lock_note
-from refusal_directions.workflow_helpers import canonical, code_version, package_dir
+from refusal_directions.config.notes import split_note
+from refusal_directions.config.resources import job_resources, rule_workloads
+from refusal_directions.data.prompt_sets import MAIN_SETS
+from refusal_directions.model.size import ModelSize, read_model_size
+from refusal_directions.stats.holm_floor import holm_floor_warning
+from refusal_directions.workflow.definition import canonical, code_version, package_dir
+from refusal_directions.workflow.execution import ExecutionSettings
+from refusal_directions.workflow.integrity import damaged_files, is_unfinished, read_manifest
+from refusal_directions.workflow.resume_place import remove_resume_folders
+from refusal_directions.workflow.stale_lock import stale_lock_note
 
 
 def stop(message):
@@ -147,7 +148,7 @@ def derived_resources(model, rule):
 def model_job_resources(rule):
     """The resources of a job that runs the model: derived per model (profiles/slurm adds the site's
     partitions), and the execution settings, which are resources, never params, so changing them reruns
-    nothing (config/README.md; runlog.job_arguments hands them to the job). A model that needs several GPUs
+    nothing (config/README.md; workflow.runlog.job_arguments hands them to the job). A model that needs several GPUs
     is spread over them (device_map: auto)."""
 
     def derived(key):
@@ -285,7 +286,7 @@ JUDGEMENTS = "results/{model}/judgements/{source}/llm.csv"
 
 
 def judgement_files(*sources):
-    """The llm judge's verdicts on the response files of ``sources`` (judges.RESPONSE_SOURCES), when it runs."""
+    """The llm judge's verdicts on the response files of ``sources`` (judging.judges.RESPONSE_SOURCES), when it runs."""
     return [JUDGEMENTS.replace("{source}", source) for source in sources] if LLM_JUDGE else []
 
 

@@ -1,5 +1,5 @@
-from refusal_directions.config_check import sampled_prompts
-from refusal_directions.hub import hub_id
+from refusal_directions.config.check import sampled_prompts
+from refusal_directions.workflow.hub import hub_id
 
 # Per dataset: the local file behind it (so editing it reruns; nothing for a Hub dataset) and the number of
 # prompts sampled from it.

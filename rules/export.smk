@@ -1,6 +1,6 @@
 # The edited model (README: "The edited model"): the direction projected out of the weights, saved as a
 # standard Hugging Face checkpoint, and checked against the hook ablation it should equal.
-from refusal_directions.resources import export_disk_mb
+from refusal_directions.config.resources import export_disk_mb
 
 EXPORT = canonical(config["export"])
 # The direction: the selected one (through the selection's checkpoint: a choice that writes the same bytes

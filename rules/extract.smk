@@ -1,4 +1,4 @@
-from refusal_directions.resources import conversion_mem_mb
+from refusal_directions.config.resources import conversion_mem_mb
 
 # Per GGUF conversion: the GGUF file (inside the model's package folder or its local folder, both checked
 # with the config), what the conversion depends on (where the file comes from, not how the model is used),

@@ -1,6 +1,6 @@
 # Judging refusal (README: "Judging refusal"): the llm judge's verdicts on every response file of the run,
 # and how far the judges agree.
-from refusal_directions.judges import RESPONSE_SOURCES
+from refusal_directions.judging.judges import RESPONSE_SOURCES
 
 # Each response file, by the stage that wrote it, and the label table it ends up in.
 RESPONSE_FILES = {

@@ -1,4 +1,4 @@
-from refusal_directions.workflow_helpers import stable_hash
+from refusal_directions.workflow.definition import stable_hash
 
 # The thresholds that turn per-layer numbers into verdicts: used by the table-level step only.
 THRESHOLDS = {"alpha": config["alpha"], "d_min": config["d_min"]}

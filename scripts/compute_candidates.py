@@ -1,8 +1,8 @@
 """Snakemake entry for rule compute_candidates."""
 
-from refusal_directions.runlog import job_arguments, rule_log
+from refusal_directions.workflow.runlog import job_arguments, rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.directions import write_candidates
+    from refusal_directions.stats.directions import write_candidates
 
     write_candidates(**job_arguments(snakemake))

@@ -1,8 +1,8 @@
 """Snakemake entry for rule plot_directions."""
 
-from refusal_directions.runlog import job_arguments, rule_log
+from refusal_directions.workflow.runlog import job_arguments, rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.plotting import write_direction_figure
+    from refusal_directions.stats.figures import write_direction_figure
 
     write_direction_figure(**job_arguments(snakemake))

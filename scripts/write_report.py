@@ -1,8 +1,8 @@
 """Snakemake entry for rule write_report."""
 
-from refusal_directions.runlog import job_arguments, rule_log
+from refusal_directions.workflow.runlog import job_arguments, rule_log
 
 with rule_log(snakemake.log[0]):
-    from refusal_directions.report import write_report
+    from refusal_directions.report.render import write_report
 
     write_report(**job_arguments(snakemake))

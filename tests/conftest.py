@@ -1,11 +1,15 @@
-"""Shared fixtures: a tiny randomly initialised chat model, small prompt files and a workflow runner."""
+"""Shared fixtures: a tiny randomly initialised chat model (as a folder and as a GGUF file), small prompt files,
+a workflow runner, and the finished runs that many tests read: the whole DAG on the tiny model (fast tier)
+and the shipped default config on the embedded model (slow tier)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+
+# Workflow runs in tests run two jobs at a time. Under pytest-xdist the workers share the cores, so each job and
+# each worker's own torch get their share of threads: OpenMP threads spin when a core has more of them than it
+# can run, and everything slows down. The extraction's bytes do not depend on the thread count.
+CORES = 2
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(CORES, (os.cpu_count() or 1) // WORKERS))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # before torch loads in this process
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -74,7 +86,73 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
 
 
+# llama.cpp's tensor names for a Llama checkpoint's (per block: after "model.layers.{i}.").
+GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+              "lm_head.weight": "output.weight"}  # fmt: skip
+GGUF_BLOCK_NAMES = {
+    "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+}  # fmt: skip
+
+
+def build_tiny_gguf(model_dir: Path, path: Path) -> Path:
+    """The tiny model of ``model_dir`` as one float32 GGUF file, as llama.cpp writes a Llama model: its
+    hyperparameters, BPE vocabulary, merges, special tokens and chat template in the metadata. transformers
+    reads it as it reads the embedded model's file (the query and key weights come back permuted: another
+    random model, which is all a test of the conversion needs)."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    config = json.loads((model_dir / "config.json").read_text())
+    tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
+    specials = {token["content"]: token["id"] for token in tokenizer["added_tokens"]}
+    ids = {**tokenizer["model"]["vocab"], **specials}
+    tokens = sorted(ids, key=ids.get)
+    assert [ids[token] for token in tokens] == list(range(len(tokens)))
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny-chat")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in tokens])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tokenizer["model"]["merges"]])
+    writer.add_bos_token_id(config["bos_token_id"])
+    writer.add_eos_token_id(config["eos_token_id"])
+    writer.add_pad_token_id(config["pad_token_id"])
+    writer.add_chat_template(CHATML_TEMPLATE)
+    for name, tensor in load_file(model_dir / "model.safetensors").items():
+        block, _, rest = name.removeprefix("model.layers.").partition(".")
+        if name.startswith("model.layers."):
+            gguf_name = f"blk.{block}.{GGUF_BLOCK_NAMES[rest.removesuffix('.weight')]}.weight"
+        else:
+            gguf_name = GGUF_NAMES[name]
+        writer.add_tensor(gguf_name, tensor.astype("float32"))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_model(tmp_path_factory, tiny_model) -> Path:
+    """A folder holding the tiny model as ``tiny-chat.gguf`` (and nothing else)."""
+    folder = tmp_path_factory.mktemp("models") / "tiny-gguf"
+    folder.mkdir()
+    build_tiny_gguf(tiny_model, folder / "tiny-chat.gguf")
+    return folder
+
+
 DEFAULT_RUN_PROMPTS = 16
+DEFAULT_RUN_BATCH_SIZE = 8
+DEFAULT_RUN_NEW_TOKENS = 4
 
 
 @pytest.fixture(scope="session")
@@ -106,17 +184,86 @@ def biased_tied_model(tmp_path_factory) -> Path:
     return folder
 
 
+# CI keeps the finished runs here (an empty folder it names), so that its SLURM stage compares its own run of
+# the same config with the suite's local one instead of running the workflow locally again (.ci/slurm/).
+KEEP_RUNS = "REFUSAL_DIRECTIONS_KEEP_RUNS"
+
+
+def shared_run(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """The folder of a finished run that ``build(folder)`` makes once per test session, however many xdist
+    workers ask for it: the first builds it under a file lock, the others wait for it and read the same
+    folder. Under $REFUSAL_DIRECTIONS_KEEP_RUNS when set, else in the session's temporary folder."""
+    from filelock import FileLock
+
+    session = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")  # one id per run, the same in every worker
+    if os.environ.get(KEEP_RUNS):
+        root = Path(os.environ[KEEP_RUNS])
+    else:
+        root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    folder, finished = root / name, root / f"{name}.finished"
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / f"{name}.lock"):
+        if not (session and finished.is_file() and finished.read_text() == session):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            finished.write_text(session)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory) -> Path:
-    """The shipped default config (embedded SmolLM2, control contrast, behaviour and interventions on),
-    finished in a temporary folder with 16 prompts per set instead of 256: shared by the tests of the real
-    model and of partial reruns."""
-    workdir = tmp_path_factory.mktemp("default-run")
-    shutil.copytree(REPO / "data", workdir / "data")
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["n_samples"] = DEFAULT_RUN_PROMPTS
+def default_run(tmp_path_factory, worker_id) -> Path:
+    """The shipped default config (embedded SmolLM2, control contrast, behaviour, interventions, selection, export
+    and capability on), finished once per session with 16 prompts per set instead of 256, responses of 4 tokens
+    and batches of 8 (an execution setting: a few batches per pass, so that CI's SLURM stage can cut the
+    extraction short): shared by the tests of the real model and of partial reruns."""
+
+    def build(workdir: Path) -> None:
+        shutil.copytree(REPO / "data", workdir / "data")
+        config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        config.update(n_samples=DEFAULT_RUN_PROMPTS, batch_size=DEFAULT_RUN_BATCH_SIZE)
+        for branch in ("behaviour", "interventions"):
+            config[branch]["max_new_tokens"] = DEFAULT_RUN_NEW_TOKENS
+        config["selection"]["evaluation"]["max_new_tokens"] = DEFAULT_RUN_NEW_TOKENS
+        run_workflow(workdir, config)
+
+    return shared_run(tmp_path_factory, worker_id, "default-run", build)
+
+
+TINY_RUN_SAMPLES = 20  # per set: the reference's proportions 128 / 32 / 100 give 10 / 2 / 8
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, worker_id, tiny_model, tiny_gguf_model) -> tuple[Path, Path]:
+    """The whole DAG on the tiny model, every rule executed (the fast tier's end-to-end run): a control contrast,
+    harm levels, every branch on, a generic capability text, and the llm judge, a GGUF copy of the tiny model
+    (so the conversion runs too). Returns the work folder and its results/tiny."""
+    workdir = shared_run(tmp_path_factory, worker_id, "tiny-run", partial(build_tiny_run, model=tiny_model,
+                                                                          judge=tiny_gguf_model))  # fmt: skip
+    return workdir, workdir / "results" / "tiny"
+
+
+def build_tiny_run(workdir: Path, model: Path, judge: Path) -> None:
+    config = tiny_config(workdir, model, n_samples=TINY_RUN_SAMPLES)
+    config["datasets"]["questions"] = {"source": write_lines(workdir / "data" / "questions.txt", QUESTIONS)}
+    config["datasets"]["imperatives"] = dict(config["datasets"]["harmless"])
+    config["control"] = {"a": "imperatives", "b": "questions"}
+    levels = ["low", "medium", "high"]
+    rows = ["prompt,level"] + [f'"{text}",{levels[i % 3]}' for i, text in enumerate(HARMFUL)]
+    config["datasets"]["harmful"] = {
+        "source": write_lines(workdir / "data" / "harmful.csv", rows),
+        "text_column": "prompt",
+        "level_column": "level",
+    }
+    config["behaviour"] = {"enabled": True, "n_prompts": 6, "max_new_tokens": 4}
+    config["interventions"] = {"enabled": True, "layers": [0, 2], "n_prompts": 4, "max_new_tokens": 4}
+    config["selection"] = {"enabled": True, "evaluation": {"n_prompts": 4, "max_new_tokens": 3}}
+    config["export"] = {"enabled": True}
+    texts = write_lines(workdir / "data" / "texts.txt", [" ".join(HARMLESS[i : i + 3]) for i in range(10)])
+    config["capability"] = {"enabled": True, "texts": {"source": texts}, "n_tokens": 80}
+    judge_spec = {"slug": "tiny-judge", "id": str(judge), "gguf_file": "tiny-chat.gguf"}
+    config["refusal"] = {"judges": ["substring", "refusal_score", "llm"], "llm": {"model": judge_spec}}
     run_workflow(workdir, config)
-    return workdir
 
 
 def copy_run(source: Path, target: Path) -> Path:
@@ -133,7 +280,7 @@ def copy_run(source: Path, target: Path) -> Path:
 
 def encode_prompts(tokenizer, texts: list[str], system_prompt: str | None = None) -> list[list[int]]:
     """Token ids of each text as one chat turn, as the model jobs encode them."""
-    from refusal_directions.chat_format import PromptFormat
+    from refusal_directions.data.chat_format import PromptFormat
 
     prompt_format = PromptFormat(tokenizer, "chat", system_prompt, "tiny")
     return [prompt_format.encode(text) for text in texts]
@@ -229,7 +376,8 @@ def run_workflow(
         "--configfile",
         str(configfile or workdir / "config.yaml"),
         *(["--replace-workflow-config"] if replace else []),
-        *(["--cores", "2"] if "--cores" not in args else []),
+        *(["--cores", str(CORES)] if "--cores" not in args else []),
+        *(["--max-threads", str(THREADS)] if "--max-threads" not in args else []),
         *args,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

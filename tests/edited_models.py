@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.orthogonalization import export_edited_model
+from refusal_directions.export.orthogonalization import export_edited_model
+from refusal_directions.workflow.execution import ExecutionSettings
 
 N_LAYERS, HIDDEN = 3, 32
 PROMPTS = [[1, 5, 9, 40, 77, 3], [1, 8, 8, 120, 200, 31, 60], [1, 300, 12]]

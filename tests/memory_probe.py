@@ -18,11 +18,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from refusal_directions.activations import ActivationWriter, read_layer, write_manifest  # noqa: E402
-from refusal_directions.batching import BatchRunner  # noqa: E402
-from refusal_directions.extraction import Extractor  # noqa: E402
-from refusal_directions.forward import ModelRunner  # noqa: E402
-from refusal_directions.modeling import load_tokenizer  # noqa: E402
+from refusal_directions.model.activations import ActivationWriter, read_layer, write_manifest  # noqa: E402
+from refusal_directions.model.batching import BatchRunner  # noqa: E402
+from refusal_directions.model.extraction import Extractor  # noqa: E402
+from refusal_directions.model.forward import ModelRunner  # noqa: E402
+from refusal_directions.model.loading import load_tokenizer  # noqa: E402
 
 from conftest import HARMFUL, HARMLESS, encode_prompts  # noqa: E402
 

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from refusal_directions.activations import (
+from refusal_directions.model.activations import (
     LAYER_CONVENTION,
     ActivationWriter,
     layer_name,
@@ -15,7 +15,7 @@ from refusal_directions.activations import (
     read_positions,
     write_manifest,
 )
-from refusal_directions.errors import UserError
+from refusal_directions.workflow.errors import UserError
 
 SIZES = {"harmful": 10, "harmless": 6}
 

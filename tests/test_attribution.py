@@ -1,5 +1,5 @@
-"""The first-order estimates of candidate scoring (attribution.py) against finite differences on a tiny model in
-float64: the derivative of the mean refusal score along a small ablation (everywhere) or addition (at a
+"""The first-order estimates of candidate scoring (selection/attribution.py) against finite differences on a
+tiny model in float64: the derivative of the mean refusal score along a small ablation (everywhere) or addition (at a
 layer), by central differences Richardson-extrapolated from steps of 2e-2 and 1e-2 of the full ablation (2e-3 and 1e-3
 of a unit vector added), agrees with the estimate to a relative 1e-4. (The steps cannot be much smaller:
 Llama's RMSNorm computes in float32 whatever the model's dtype, which puts noise of about 1e-9 into each
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.attribution import attribution
-from refusal_directions.batching import BatchRunner
-from refusal_directions.interventions import hooks, residual_writers
-from refusal_directions.modeling import decoder_layers
-from refusal_directions.refusal_score import refusal_scores
+from refusal_directions.model.batching import BatchRunner
+from refusal_directions.model.hooks import hooks, residual_writers
+from refusal_directions.model.loading import decoder_layers
+from refusal_directions.model.refusal_score import refusal_scores
+from refusal_directions.selection.attribution import attribution
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model, encode_prompts
 

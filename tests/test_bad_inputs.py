@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -196,8 +195,8 @@ def test_a_model_without_chat_template(tmp_path):
 KILLED_EXTRACTION = """
 import sys, time
 sys.path.insert(0, {scripts!r})
-from refusal_directions import extraction, forward
-from refusal_directions.execution import ExecutionSettings
+from refusal_directions.model import extraction, forward
+from refusal_directions.workflow.execution import ExecutionSettings
 
 each_batch = forward.ModelRunner.each_batch
 def slow(self, token_ids, handle, *args, **kwargs):
@@ -225,8 +224,7 @@ def test_a_killed_extraction_leaves_no_file_at_a_final_path(tmp_path, tiny_model
         formatted=str(tmp_path / "formatted.jsonl"), out=str(out),
     )  # fmt: skip
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "batch done"  # mid-extraction: rows are being written
-    time.sleep(0.5)
+    assert process.stdout.readline().strip() == "batch done"  # mid-extraction: a batch's rows are written
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert sorted(path.name for path in out.iterdir()) == [f"layer_0{i}.h5.partial" for i in range(3)]

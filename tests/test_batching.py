@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.batching import BatchRunner, budget_batches, token_budget
+from refusal_directions.model.batching import BatchRunner, budget_batches, token_budget
 
 
 def test_token_budget_batches():

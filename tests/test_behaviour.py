@@ -8,8 +8,7 @@ import pytest
 import yaml
 from scipy import stats as scipy_stats
 
-from refusal_directions.activations import ActivationWriter, write_manifest
-from refusal_directions.behaviour import (
+from refusal_directions.behaviour.analysis import (
     RESPONSES,
     auroc,
     bootstrap_interval,
@@ -20,9 +19,10 @@ from refusal_directions.behaviour import (
     prediction_table,
     refusal_rates,
 )
-from refusal_directions.intervals import wilson_interval
-from refusal_directions.jsonio import write_jsonl
-from refusal_directions.refusal import ClassifierJudge, SubstringJudge, label_responses
+from refusal_directions.judging.refusal import ClassifierJudge, SubstringJudge, label_responses
+from refusal_directions.model.activations import ActivationWriter, write_manifest
+from refusal_directions.stats.intervals import wilson_interval
+from refusal_directions.workflow.jsonio import write_jsonl
 
 from conftest import REPO
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.batching import BatchRunner
-from refusal_directions.candidate_passes import Candidate, group_size, measure_candidates
-from refusal_directions.conditions import HARMFUL, HARMLESS
-from refusal_directions.forward import ModelRunner
-from refusal_directions.interventions import ablate_everywhere, add_at_layer, kl_divergence
-from refusal_directions.refusal_score import refusal_scores
+from refusal_directions.data.prompt_sets import HARMFUL, HARMLESS
+from refusal_directions.interventions.condition_hooks import kl_divergence
+from refusal_directions.model.batching import BatchRunner
+from refusal_directions.model.forward import ModelRunner
+from refusal_directions.model.hooks import ablate_everywhere, add_at_layer
+from refusal_directions.model.refusal_score import refusal_scores
+from refusal_directions.selection.candidate_passes import Candidate, group_size, measure_candidates
 
 from conftest import HARMFUL as HARMFUL_TEXTS
 from conftest import HARMLESS as HARMLESS_TEXTS

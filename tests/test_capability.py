@@ -1,6 +1,6 @@
-"""What the edit costs (capability.py, capability_summary.py): the cross-entropy of a continuation against a
-direct computation with its prompt masked, the edited model's cross-entropy against the hook ablation's, the
-table's means and paired intervals, and the generic text's bad inputs."""
+"""What the edit costs (export/capability.py, export/capability_summary.py): the cross-entropy of a
+continuation against a direct computation with its prompt masked, the edited model's cross-entropy against the
+hook ablation's, the table's means and paired intervals, and the generic text's bad inputs."""
 
 import json
 
@@ -10,22 +10,18 @@ import pytest
 import torch
 from edited_models import export, spec_of
 
-from refusal_directions import capability
-from refusal_directions.batching import BatchRunner
-from refusal_directions.capability import (
-    generic_documents,
-    measure_capability,
-    measure_edited_capability,
-)
-from refusal_directions.capability_summary import capability_table
-from refusal_directions.capability_texts import GENERIC, ON_DISTRIBUTION
-from refusal_directions.conditions import BYPASS, EDITED
-from refusal_directions.errors import UserError
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.forward import ModelRunner
-from refusal_directions.jsonio import write_jsonl
-from refusal_directions.modeling import load_model, load_tokenizer
-from refusal_directions.prompt_sources import download_dataset
+from refusal_directions.data.sources import download_dataset
+from refusal_directions.export import capability
+from refusal_directions.export.capability import generic_documents, measure_capability, measure_edited_capability
+from refusal_directions.export.capability_summary import capability_table
+from refusal_directions.export.capability_texts import GENERIC, ON_DISTRIBUTION
+from refusal_directions.interventions.conditions import BYPASS, EDITED
+from refusal_directions.model.batching import BatchRunner
+from refusal_directions.model.forward import ModelRunner
+from refusal_directions.model.loading import load_model, load_tokenizer
+from refusal_directions.workflow.errors import UserError
+from refusal_directions.workflow.execution import ExecutionSettings
+from refusal_directions.workflow.jsonio import write_jsonl
 
 from conftest import HARMFUL, HARMLESS
 
@@ -138,8 +134,8 @@ def test_bad_generic_text_is_one_error_naming_the_file(tmp_path, content, expect
 
 
 def test_the_on_distribution_text_is_the_baselines_responses_after_their_prompts(biased_tied_model, tmp_path):
-    from refusal_directions.capability import on_distribution_documents
-    from refusal_directions.model_job import ModelJob
+    from refusal_directions.export.capability import on_distribution_documents
+    from refusal_directions.model.job import ModelJob
 
     records = [{"condition": "baseline_harmless", "id": "a", "text": HARMLESS[0], "response": "Sure, here it is."},
                {"condition": "baseline_harmless", "id": "b", "text": HARMLESS[1], "response": ""},

@@ -2,8 +2,8 @@
 
 import pytest
 
-from refusal_directions.chat_format import PromptFormat
-from refusal_directions.modeling import load_tokenizer
+from refusal_directions.data.chat_format import PromptFormat
+from refusal_directions.model.loading import load_tokenizer
 
 from conftest import HARMFUL
 

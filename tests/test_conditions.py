@@ -8,25 +8,26 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from refusal_directions.batching import BatchRunner
-from refusal_directions.chat_format import PromptFormat
-from refusal_directions.condition_runner import ConditionRunner
-from refusal_directions.condition_summary import condition_table
-from refusal_directions.conditions import (
+from refusal_directions.data.chat_format import PromptFormat
+from refusal_directions.data.prompt_sets import HARMLESS
+from refusal_directions.interventions.condition_hooks import kl_divergence, random_like
+from refusal_directions.interventions.condition_runner import ConditionRunner
+from refusal_directions.interventions.condition_summary import condition_table
+from refusal_directions.interventions.conditions import (
     BASELINES,
     CONDITIONS,
     EVALUATION,
-    HARMLESS,
     INTERVENTIONS,
     SWEEP,
     InterventionVectors,
     baseline_of,
 )
-from refusal_directions.forward import ModelRunner
-from refusal_directions.interventions import ablate_everywhere, add_at_layer, kl_divergence, random_like
-from refusal_directions.model_job import ModelJob
-from refusal_directions.modeling import load_model, load_tokenizer
-from refusal_directions.refusal_score import refusal_scores
+from refusal_directions.model.batching import BatchRunner
+from refusal_directions.model.forward import ModelRunner
+from refusal_directions.model.hooks import ablate_everywhere, add_at_layer
+from refusal_directions.model.job import ModelJob
+from refusal_directions.model.loading import load_model, load_tokenizer
+from refusal_directions.model.refusal_score import refusal_scores
 
 from conftest import HARMFUL
 from conftest import HARMLESS as HARMLESS_TEXTS
@@ -88,8 +89,8 @@ def test_the_runner_scores_every_condition_and_records_kl_for_ablation_and_addit
 
 
 def test_conditions_an_earlier_run_finished_are_replayed_with_the_same_results(job, tmp_path, monkeypatch):
-    from refusal_directions.resume import ResumeState
-    from refusal_directions.resume_place import ResumePlace
+    from refusal_directions.model.resume import ResumeState
+    from refusal_directions.workflow.resume_place import ResumePlace
 
     prompts = {
         name: [{"id": f"{name}-{i}", "row": i, "text": text} for i, text in enumerate(texts[:3])]

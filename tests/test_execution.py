@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.batching import BatchRunner
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.extraction import Extractor
-from refusal_directions.forward import ModelRunner
-from refusal_directions.modeling import load_model, load_tokenizer, resolve_device, resolve_dtype
+from refusal_directions.model.batching import BatchRunner
+from refusal_directions.model.extraction import Extractor
+from refusal_directions.model.forward import ModelRunner
+from refusal_directions.model.loading import load_model, load_tokenizer, resolve_device, resolve_dtype
+from refusal_directions.workflow.execution import ExecutionSettings
 
 from conftest import HARMFUL, HARMLESS, REPO, build_tiny_model, encode_prompts, planned_jobs, run_workflow, tiny_config
 
@@ -198,7 +198,7 @@ def test_gpu_resource_serialises_extractions(tmp_path, tiny_model, gpu_limit):
     config = tiny_config(tmp_path, tiny_model)
     second = build_tiny_model(tmp_path / "second-model", seed=3)
     config["models"].append({"slug": "second", "id": str(second)})
-    args = ["--cores", "4", "--set-threads", "extract_activations=1", "layer_stats=1"]
+    args = ["--cores", "4", "--set-threads", "extract_activations=1", "--until", "extract_activations"]
     run_workflow(tmp_path, config, *args, *(["--resources", "gpu=1"] if gpu_limit else []))
     (first_start, first_end), (second_start, _) = extraction_intervals(tmp_path)
     if gpu_limit:

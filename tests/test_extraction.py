@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.batching import BatchRunner, budget_batches, left_padded
-from refusal_directions.chat_format import PromptFormat
-from refusal_directions.errors import UserError
-from refusal_directions.extraction import Extractor
-from refusal_directions.forward import ModelRunner
-from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
+from refusal_directions.data.chat_format import PromptFormat
+from refusal_directions.model.batching import BatchRunner, budget_batches, left_padded
+from refusal_directions.model.extraction import Extractor
+from refusal_directions.model.forward import ModelRunner
+from refusal_directions.model.loading import decoder_layers, load_model, load_tokenizer
+from refusal_directions.workflow.errors import UserError
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model, encode_prompts
 
@@ -161,9 +161,9 @@ def test_post_instruction_positions_are_the_template_tokens_after_the_text(tmp_p
     are the block outputs there (checked against a plain forward pass of the whole formatted string)."""
     import json
 
-    from refusal_directions.activations import read_positions
-    from refusal_directions.execution import ExecutionSettings
-    from refusal_directions.extraction import extract_activations
+    from refusal_directions.model.activations import read_positions
+    from refusal_directions.model.extraction import extract_activations
+    from refusal_directions.workflow.execution import ExecutionSettings
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)

@@ -5,16 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.batching import BatchRunner
-from refusal_directions.forward import ModelRunner
-from refusal_directions.interventions import (
-    ablate_at_layer,
-    ablate_everywhere,
-    add_at_layer,
-    kl_divergence,
-    random_like,
-)
-from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
+from refusal_directions.interventions.condition_hooks import kl_divergence, random_like
+from refusal_directions.model.batching import BatchRunner
+from refusal_directions.model.forward import ModelRunner
+from refusal_directions.model.hooks import ablate_at_layer, ablate_everywhere, add_at_layer
+from refusal_directions.model.loading import decoder_layers, load_model, load_tokenizer
 
 from conftest import HARMFUL, HARMLESS, encode_prompts
 

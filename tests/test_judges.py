@@ -10,18 +10,18 @@ import torch
 from edited_models import spec_of
 from sklearn.metrics import cohen_kappa_score
 
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.judge_agreement import (
+from refusal_directions.judging.agreement import (
     agreement_table,
     cohen_kappa,
     disagreement_table,
     kappa_interval,
     rate_table,
 )
-from refusal_directions.judges import pair_digest
-from refusal_directions.llm_judge import JudgeFormat, answer_log_odds, judge_pairs
-from refusal_directions.model_job import ModelJob
-from refusal_directions.refusal import label_responses
+from refusal_directions.judging.judges import pair_digest
+from refusal_directions.judging.llm_judge import JudgeFormat, answer_log_odds, judge_pairs
+from refusal_directions.judging.refusal import label_responses
+from refusal_directions.model.job import ModelJob
+from refusal_directions.workflow.execution import ExecutionSettings
 
 from conftest import build_tiny_model
 
@@ -149,9 +149,9 @@ def test_agreement_rates_and_disagreements():
 
 
 def test_the_evaluation_takes_its_harmful_prompts_from_a_separate_dataset(tmp_path):
-    from refusal_directions.jsonio import write_jsonl
-    from refusal_directions.model_job import evaluation_prompts
-    from refusal_directions.splits import write_splits
+    from refusal_directions.data.splits import write_splits
+    from refusal_directions.model.job import evaluation_prompts
+    from refusal_directions.workflow.jsonio import write_jsonl
 
     files = {}
     for name, n in (("harmful", 10), ("harmless", 10), ("jbb", 6)):

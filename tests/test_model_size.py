@@ -7,7 +7,6 @@ import ast
 import importlib.util
 import json
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,13 +15,8 @@ import pytest
 from gguf import GGUFValueType, GGUFWriter
 from safetensors.numpy import save_file
 
-from refusal_directions import model_size
-from refusal_directions.model_size import (
-    ModelSize,
-    estimate_from_config,
-    read_gguf_header,
-    read_model_size,
-)
+from refusal_directions.model import size as model_size
+from refusal_directions.model.size import ModelSize, estimate_from_config, read_gguf_header, read_model_size
 
 FIXTURES = Path(__file__).parent / "fixtures" / "model_configs"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,11 +55,8 @@ def smollm2_folder() -> Path:
 
 def test_gguf_header_of_the_embedded_smollm2():
     folder = smollm2_folder()
-    start = time.perf_counter()
+    # what this costs against loading the model: benchmarks/bench_model_size.py
     size = read_model_size({"id": "SmolLM2", "gguf_file": SMOLLM2_GGUF, "n_params": None}, str(folder))
-    # gguf's reader turns every metadata item (~150k tokenizer entries here) into numpy views: seconds, where
-    # loading the model (torch, dequantising, converting the tokenizer) takes tens of seconds
-    assert time.perf_counter() - start < 10.0
     # SmolLM2-135M: 134,515,008 parameters (tied embeddings: token_embd only, no output.weight), 30 blocks
     assert size == ModelSize(134_515_008, 30, f"GGUF metadata of {folder / SMOLLM2_GGUF}")
 
@@ -394,13 +385,21 @@ def test_hub_id_cached_with_weights(tmp_path, monkeypatch):
     assert size == ModelSize(TINY_PARAMS, 2, f"Hub cache of {REPO_ID}: safetensors headers of {snapshot}")
 
 
-def test_hub_id_not_cached_offline(tmp_path):
-    start = time.perf_counter()
+def test_hub_id_not_cached_offline(monkeypatch):
+    """Offline, a Hub id that is not cached has no size unless the config states it, and nothing is asked of
+    the Hub (what the answer costs: benchmarks/bench_model_size.py)."""
+    import huggingface_hub
+
+    def asked(*args, **kwargs):
+        raise AssertionError("the Hub was asked while offline")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", asked)
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", asked)
     assert read_model_size({"id": REPO_ID, "revision": None, "gguf_file": None, "n_params": None}, None) is None
     size = read_model_size({"id": REPO_ID, "n_params": 7_600_000_000, "n_layers": 28}, None)
     assert size == ModelSize(7_600_000_000, 28, "n_params in the config")
     assert read_model_size({"id": REPO_ID, "n_params": 7_600_000_000}, None).n_layers is None
-    assert time.perf_counter() - start < 1.0
 
 
 @pytest.fixture
@@ -469,7 +468,10 @@ def module_level_imports(path: Path) -> tuple[set[str], set[str]]:
         if isinstance(node, ast.Import):
             absolute |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            (relative if node.level else absolute).add((node.module or "").split(".")[0])
+            if node.level:
+                relative.add(node.module or "")
+            else:
+                absolute.add((node.module or "").split(".")[0])
     return absolute, relative
 
 
@@ -477,8 +479,8 @@ def test_module_imports_only_the_standard_library_at_module_level():
     """The workflow definition reads model sizes before any job: nothing heavy may load with it."""
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     absolute, relative = module_level_imports(Path(model_size.__file__))
-    assert absolute <= stdlib and relative == {"hub"}
-    hub_absolute, hub_relative = module_level_imports(Path(model_size.__file__).with_name("hub.py"))
+    assert absolute <= stdlib and relative == {"workflow.hub"}
+    hub_absolute, hub_relative = module_level_imports(Path(model_size.__file__).parents[1] / "workflow" / "hub.py")
     assert hub_absolute <= stdlib and not hub_relative
     tree = ast.parse(Path(model_size.__file__).read_text())
     lazy = {  # every absolute import, inside functions too: only the file readers and the Hub, when asked

@@ -1,4 +1,4 @@
-"""The edited model (orthogonalization.py): a tiny random Llama-style model with tied embeddings and biases
+"""The edited model (export/orthogonalization.py): a tiny random Llama-style model with tied embeddings and biases
 on every residual-stream writer, exported, reloaded with plain transformers in a fresh process, equals the
 source model under hook ablation; and the export's bad inputs."""
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 from edited_models import NEW_TOKENS, PROMPTS, direction_inputs, export, spec_of
 
-from refusal_directions import orthogonalization
-from refusal_directions.edited_check import (
+from refusal_directions.export import orthogonalization
+from refusal_directions.export.edited_check import (
     DirectionComponent,
     compare,
     failures,
@@ -21,11 +21,11 @@ from refusal_directions.edited_check import (
     head_change,
     tolerances,
 )
-from refusal_directions.errors import UserError
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.interventions import ablate_everywhere
-from refusal_directions.modeling import load_model
-from refusal_directions.orthogonalization import export_direction, export_edited_model
+from refusal_directions.export.orthogonalization import export_direction, export_edited_model
+from refusal_directions.model.hooks import ablate_everywhere
+from refusal_directions.model.loading import load_model
+from refusal_directions.workflow.errors import UserError
+from refusal_directions.workflow.execution import ExecutionSettings
 
 # Run in a fresh interpreter: plain transformers only (no project code), as a user of the checkpoint would.
 PLAIN_RELOAD = """

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from refusal_directions.interventions import ablate_everywhere, add_at_layer
-from refusal_directions.modeling import decoder_layers
-from refusal_directions.prefix_cache import PrefixCache, shared_prefix_length
+from refusal_directions.model.hooks import ablate_everywhere, add_at_layer
+from refusal_directions.model.loading import decoder_layers
+from refusal_directions.model.prefix_cache import PrefixCache, shared_prefix_length
 
 from conftest import HARMFUL, HARMLESS, encode_prompts
 
@@ -196,8 +196,8 @@ def test_no_shared_prefix_runs_uncached(loaded):
 
 
 def runners(loaded):
-    from refusal_directions.batching import BatchRunner
-    from refusal_directions.forward import ModelRunner
+    from refusal_directions.model.batching import BatchRunner
+    from refusal_directions.model.forward import ModelRunner
 
     model, tokenizer = loaded
     return [ModelRunner(model, tokenizer, "cpu", BatchRunner(3), mode) for mode in ("auto", "off")]
@@ -218,7 +218,7 @@ def system_prompts(loaded):
 
 
 def test_extraction_rows_cached_equal_uncached(loaded, system_prompts):
-    from refusal_directions.extraction import Extractor
+    from refusal_directions.model.extraction import Extractor
 
     results = []
     for runner in runners(loaded):
@@ -242,7 +242,7 @@ def test_generation_cached_gives_the_same_greedy_tokens(loaded, system_prompts):
 
 @pytest.mark.parametrize("condition", ["ablation everywhere", "ablation at one layer", "addition"])
 def test_each_intervention_condition_cached_equals_uncached(loaded, system_prompts, condition):
-    from refusal_directions.interventions import ablate_at_layer
+    from refusal_directions.model.hooks import ablate_at_layer
 
     model, _ = loaded
     direction = np.random.default_rng(5).normal(size=model.config.hidden_size)

@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from refusal_directions.errors import UserError
-from refusal_directions.extraction import text_hash
-from refusal_directions.jsonio import read_jsonl, write_jsonl
-from refusal_directions.prompt_sources import load_dataset_records
-from refusal_directions.sampling import sample_records
+from refusal_directions.data.sampling import sample_records
+from refusal_directions.data.sources import load_dataset_records
+from refusal_directions.model.extraction import text_hash
+from refusal_directions.workflow.errors import UserError
+from refusal_directions.workflow.jsonio import read_jsonl, write_jsonl
 
 TEXTS = ["Describe a rainbow", "List three fruits", "Name a planet"]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from refusal_directions.behaviour import RESPONSES, SCORES, refusal_rates
-from refusal_directions.conditions import BASELINES, CONDITIONS, EVALUATION, SWEEP, control_kind, label
-from refusal_directions.judge_agreement import agreement_table, disagreement_table, rate_table
-from refusal_directions.report import write_report
+from refusal_directions.behaviour.analysis import RESPONSES, SCORES, refusal_rates
+from refusal_directions.interventions.conditions import BASELINES, CONDITIONS, EVALUATION, SWEEP, control_kind, label
+from refusal_directions.judging.agreement import agreement_table, disagreement_table, rate_table
+from refusal_directions.report.render import write_report
 
 LEVEL = 0.95
 N_LAYERS = 3

@@ -258,7 +258,7 @@ RELABELLED = {
             RELABELLED,
         ),
         (
-            lambda c: c["behaviour"].update(max_new_tokens=4),
+            lambda c: c["behaviour"].update(max_new_tokens=c["behaviour"]["max_new_tokens"] + 1),
             {
                 "generate_responses": 1,
                 "score_refusals": 1,
@@ -269,7 +269,7 @@ RELABELLED = {
             },
         ),
         (
-            lambda c: c["interventions"].update(max_new_tokens=4),
+            lambda c: c["interventions"].update(max_new_tokens=c["interventions"]["max_new_tokens"] + 1),
             {"run_interventions": 1, "summarize_interventions": 1, "write_report": 1, "all": 1, **AGREEMENT},
         ),
     ],
@@ -407,7 +407,7 @@ def test_package_edit_reruns_the_rules_that_import_it(tmp_path, tiny_model):
     workdir.mkdir()
     config = tiny_config(workdir, tiny_model)
     run_workflow(workdir, config, snakefile=repo / "Snakefile")
-    with (repo / "scripts" / "refusal_directions" / "resampling.py").open("a") as handle:
+    with (repo / "scripts" / "refusal_directions" / "stats" / "resampling.py").open("a") as handle:
         handle.write("\n# an edit\n")
     jobs = planned_jobs(run_workflow(workdir, config, "-n", snakefile=repo / "Snakefile"))
     assert counts(jobs) == {"layer_stats": 3, **TABLES}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from refusal_directions.resampling import (
+from refusal_directions.stats.resampling import (
     Contrast,
     bootstrap,
     cross_fitted,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_directions.resources import (
+from refusal_directions.config.resources import (
     GPU_MEMORY_PER_WEIGHT,
     Workload,
     conversion_mem_mb,
@@ -117,7 +117,7 @@ def test_the_scoring_job_is_sized_by_the_candidates_it_scores():
     """The layer filter's last fifth of the layers is not scored (selection.score_all_layers scores it)."""
     import yaml
 
-    from refusal_directions.config_check import validate_config
+    from refusal_directions.config.check import validate_config
 
     config = validate_config(
         yaml.safe_load((REPO / "config" / "config.yaml").read_text()), REPO / "config" / "schema.yaml"

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from refusal_directions.resume import ResumeState
-from refusal_directions.resume_place import ResumePlace, job_key, resume_place
+from refusal_directions.model.resume import ResumeState
+from refusal_directions.workflow.resume_place import ResumePlace, job_key, resume_place
 
 
 def test_the_key_follows_params_and_inputs_but_not_key_order(tmp_path):
@@ -54,10 +54,10 @@ def test_measured_candidates_are_replayed_without_running_the_model(tmp_path, mo
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from refusal_directions.batching import BatchRunner
-    from refusal_directions.candidate_passes import Candidate, measure_candidates
-    from refusal_directions.conditions import HARMFUL, HARMLESS
-    from refusal_directions.forward import ModelRunner
+    from refusal_directions.data.prompt_sets import HARMFUL, HARMLESS
+    from refusal_directions.model.batching import BatchRunner
+    from refusal_directions.model.forward import ModelRunner
+    from refusal_directions.selection.candidate_passes import Candidate, measure_candidates
 
     from conftest import HARMFUL as HARMFUL_TEXTS
     from conftest import HARMLESS as HARMLESS_TEXTS
@@ -92,8 +92,8 @@ def test_a_generation_resumes_with_the_same_responses_greedy_or_sampled(tmp_path
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from refusal_directions.batching import BatchRunner
-    from refusal_directions.forward import ModelRunner
+    from refusal_directions.model.batching import BatchRunner
+    from refusal_directions.model.forward import ModelRunner
 
     from conftest import HARMFUL as HARMFUL_TEXTS
     from conftest import build_tiny_model, encode_prompts

@@ -9,12 +9,13 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from refusal_directions import candidate_scores, model_job
-from refusal_directions.candidate_scores import candidate_layers, cosmic_layers
-from refusal_directions.execution import ExecutionSettings
-from refusal_directions.modeling import decoder_layers, load_model, load_tokenizer
-from refusal_directions.refusal_score import refusal_scores
-from refusal_directions.selection import choose, filters, prefilter_summary
+from refusal_directions.model import job as model_job
+from refusal_directions.model.loading import decoder_layers, load_model, load_tokenizer
+from refusal_directions.model.refusal_score import refusal_scores
+from refusal_directions.selection import candidate_scores
+from refusal_directions.selection.candidate_scores import candidate_layers, cosmic_layers
+from refusal_directions.selection.choice import choose, filters, prefilter_summary
+from refusal_directions.workflow.execution import ExecutionSettings
 
 from conftest import HARMFUL, HARMLESS, build_tiny_model
 
@@ -124,7 +125,7 @@ def planted_run(tmp_path_factory):
 
 
 def test_the_planted_model_refuses_harmful_prompts_only(planted_run):
-    from refusal_directions.chat_format import PromptFormat
+    from refusal_directions.data.chat_format import PromptFormat
 
     _, _, model, tokenizer, planted = planted_run
     prompt_format = PromptFormat(tokenizer, "chat", None, "tiny")

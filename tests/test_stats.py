@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from refusal_directions.stats import (
+from refusal_directions.stats.difference_in_means import (
     cohens_d,
     layer_statistics,
     log10_t_pvalue,

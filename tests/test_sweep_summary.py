@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refusal_directions.conditions import CONDITIONS, SWEEP
-from refusal_directions.intervals import mean_interval, paired_difference, wilson_interval
-from refusal_directions.sweep_summary import sweep_table
+from refusal_directions.interventions.conditions import CONDITIONS, SWEEP
+from refusal_directions.interventions.sweep_summary import sweep_table
+from refusal_directions.stats.intervals import mean_interval, paired_difference, wilson_interval
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from refusal_directions.config_notes import holm_floor_warning, permutation_floor, split_note
-from refusal_directions.layer_analysis import StatsSettings, analyse_layer
-from refusal_directions.tables import holm_log10, validation_table
+from refusal_directions.config.notes import split_note
+from refusal_directions.stats.holm_floor import holm_floor_warning, permutation_floor
+from refusal_directions.stats.layer_analysis import StatsSettings, analyse_layer
+from refusal_directions.stats.tables import holm_log10, validation_table
 
 SETTINGS = StatsSettings(n_folds=5, n_permutations=999, n_bootstrap=200, ci_level=0.95, seed=0)
 ALPHA, D_MIN = 0.01, 0.5

@@ -1,7 +1,9 @@
-"""The whole DAG on the tiny model in a temporary folder: every file of the output contract."""
+"""The whole DAG on the tiny model in a temporary folder (conftest.tiny_run): every rule runs, every file of the
+output contract is checked, and settings that must rerun nothing rerun nothing."""
 
 import json
 import pickle
+import re
 
 import h5py
 import numpy as np
@@ -10,21 +12,16 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
-from refusal_directions.conditions import BYPASS, CAPABILITY, CONDITIONS, EDITED, EVALUATION
+from refusal_directions.interventions.conditions import BYPASS, CAPABILITY, CONDITIONS, EDITED, EVALUATION
 
 from conftest import (
-    HARMFUL,
-    HARMLESS,
-    QUESTIONS,
+    REPO,
+    TINY_RUN_SAMPLES,
     copy_run,
     planned_jobs,
     run_workflow,
     scipy_layer_reference,
-    tiny_config,
-    write_lines,
 )
-
-pytestmark = pytest.mark.slow
 
 CONTRACT_COLUMNS = [
     "layer",
@@ -43,39 +40,29 @@ STATISTICS_COLUMNS = (
     "control_cosine"
 ).split(", ")
 H5_ATTRS = {"model_id", "weights_revision", "layer", "layer_convention", "dtype", "prompt_set_hash"}
-N_SAMPLES, N_TRAIN, N_VALIDATION, N_TEST = 20, 10, 2, 8  # the reference's proportions 128 / 32 / 100
+N_SAMPLES, N_TRAIN, N_VALIDATION, N_TEST = TINY_RUN_SAMPLES, 10, 2, 8  # the reference's proportions 128 / 32 / 100
 JUDGED = ("behaviour", "interventions", "evaluation", "edited")
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_model):
-    workdir = tmp_path_factory.mktemp("run")
-    config = tiny_config(workdir, tiny_model, n_samples=N_SAMPLES)
-    config["datasets"]["questions"] = {"source": write_lines(workdir / "data" / "questions.txt", QUESTIONS)}
-    config["datasets"]["imperatives"] = dict(config["datasets"]["harmless"])
-    config["control"] = {"a": "imperatives", "b": "questions"}
-    levels = ["low", "medium", "high"]
-    rows = ["prompt,level"] + [f'"{text}",{levels[i % 3]}' for i, text in enumerate(HARMFUL)]
-    config["datasets"]["harmful"] = {
-        "source": write_lines(workdir / "data" / "harmful.csv", rows),
-        "text_column": "prompt",
-        "level_column": "level",
-    }
-    config["behaviour"] = {"enabled": True, "n_prompts": 6, "max_new_tokens": 4}
-    config["interventions"] = {"enabled": True, "layers": [0, 2], "n_prompts": 4, "max_new_tokens": 4}
-    config["selection"] = {"enabled": True, "evaluation": {"n_prompts": 4, "max_new_tokens": 3}}
-    config["export"] = {"enabled": True}
-    texts = write_lines(workdir / "data" / "texts.txt", [" ".join(HARMLESS[i : i + 3]) for i in range(10)])
-    config["capability"] = {"enabled": True, "texts": {"source": texts}, "n_tokens": 80}
-    # The tiny model judges its own responses: the llm judge's jobs and the judges' agreement.
-    config["refusal"] = {"judges": ["substring", "refusal_score", "llm"],
-                         "llm": {"model": {"slug": "tiny-judge", "id": str(tiny_model)}}}  # fmt: skip
-    run_workflow(workdir, config)
-    return workdir, workdir / "results" / "tiny"
+def defined_rules() -> set[str]:
+    """Every rule and checkpoint of the workflow, read from the Snakefile and the rule files."""
+    return {m[1] for path in [REPO / "Snakefile", *(REPO / "rules").glob("*.smk")]
+            for m in re.finditer(r"^(?:rule|checkpoint) (\w+):", path.read_text(), re.M)}  # fmt: skip
 
 
-def test_prompt_files(finished_run):
-    _, out = finished_run
+def executed_rules(workdir) -> set[str]:
+    """The rules of the jobs that the run executed, from the log Snakemake keeps of it (its first)."""
+    log = min((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    return set(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", log.read_text(), re.M))
+
+
+def test_every_rule_ran(tiny_run):
+    workdir, _ = tiny_run
+    assert executed_rules(workdir) == defined_rules() and "convert_model" in defined_rules()
+
+
+def test_prompt_files(tiny_run):
+    _, out = tiny_run
     for name in ("harmful", "harmless"):
         rows = [json.loads(line) for line in (out / "prompts" / f"{name}.jsonl").read_text().splitlines()]
         assert len(rows) == N_SAMPLES
@@ -84,8 +71,8 @@ def test_prompt_files(finished_run):
             assert row["formatted"].endswith("<|im_start|>assistant\n") and row["text"] in row["formatted"]
 
 
-def test_one_hdf5_file_and_one_stats_job_per_layer(finished_run):
-    workdir, out = finished_run
+def test_one_hdf5_file_and_one_stats_job_per_layer(tiny_run):
+    workdir, out = tiny_run
     files = sorted(p.name for p in (out / "activations").glob("layer_*.h5"))
     assert files == ["layer_00.h5", "layer_01.h5", "layer_02.h5"]
     assert len(list((workdir / "results" / "logs" / "layer_stats" / "tiny").glob("*.log"))) == 3
@@ -101,8 +88,8 @@ def train_rows(workdir, name):
     return json.loads((workdir / "results" / "splits.json").read_text())[name]["train"]["rows"]
 
 
-def test_splits_are_disjoint_seeded_and_shared_by_aligned_sets(finished_run):
-    workdir, _ = finished_run
+def test_splits_are_disjoint_seeded_and_shared_by_aligned_sets(tiny_run):
+    workdir, _ = tiny_run
     splits = json.loads((workdir / "results" / "splits.json").read_text())
     for name, parts in splits.items():
         rows = [parts[split]["rows"] for split in ("train", "validation", "test")]
@@ -112,8 +99,8 @@ def test_splits_are_disjoint_seeded_and_shared_by_aligned_sets(finished_run):
     assert splits["imperatives"]["test"]["rows"] == splits["questions"]["test"]["rows"]  # pairs stay together
 
 
-def test_validation_table_recomputed_from_hdf5_with_scipy(finished_run):
-    workdir, out = finished_run
+def test_validation_table_recomputed_from_hdf5_with_scipy(tiny_run):
+    workdir, out = tiny_run
     table = pd.read_csv(out / "validation_results.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
     harmful_rows, harmless_rows = train_rows(workdir, "harmful"), train_rows(workdir, "harmless")
@@ -128,8 +115,8 @@ def test_validation_table_recomputed_from_hdf5_with_scipy(finished_run):
         assert row.valid_seed_rule == (reference["p_value"] < 0.01 and abs(row.cohens_d) > 0.5)
 
 
-def test_statistics_columns_for_every_layer(finished_run):
-    _, out = finished_run
+def test_statistics_columns_for_every_layer(tiny_run):
+    _, out = tiny_run
     table = pd.read_csv(out / "validation_results.csv")
     missing = [column for column in STATISTICS_COLUMNS if column not in table]
     assert not missing
@@ -143,16 +130,16 @@ def test_statistics_columns_for_every_layer(finished_run):
     np.testing.assert_allclose(table["d_minus_control"], table["cohens_d"] - table["control_d"], rtol=1e-12)
 
 
-def test_control_sets_share_the_extraction(finished_run):
-    _, out = finished_run
+def test_control_sets_share_the_extraction(tiny_run):
+    _, out = tiny_run
     with h5py.File(out / "activations" / "layer_01.h5") as handle:
         assert set(handle) == {"harmful", "harmless", "imperatives", "questions"}
         np.testing.assert_array_equal(handle["imperatives"][...], handle["harmless"][...])
     assert "Control contrast" in (out / "report.md").read_text()
 
 
-def test_layer_json_top10_summary(finished_run):
-    _, out = finished_run
+def test_layer_json_top10_summary(tiny_run):
+    _, out = tiny_run
     table = pd.read_csv(out / "validation_results.csv")
     layer = json.loads((out / "layers" / "layer_01.json").read_text())
     assert layer["layer"] == 1 and layer["cohens_d"] == pytest.approx(table.loc[1, "cohens_d"])
@@ -176,8 +163,8 @@ def test_layer_json_top10_summary(finished_run):
     assert len(summary["config_hash"]) == 16
 
 
-def test_direction_files(finished_run):
-    _, out = finished_run
+def test_direction_files(tiny_run):
+    _, out = tiny_run
     table = pd.read_csv(out / "validation_results.csv")
     tensors = load_file(out / "directions.safetensors")
     assert tensors["unit_directions"].shape == tensors["mean_differences"].shape == (3, 32)
@@ -190,8 +177,8 @@ def test_direction_files(finished_run):
         np.testing.assert_array_equal(vector, tensors["unit_directions"][layer])
 
 
-def test_figure_and_report(finished_run):
-    _, out = finished_run
+def test_figure_and_report(tiny_run):
+    _, out = tiny_run
     assert (out / "direction_analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     for heading in ("## Summary", "## Method", "### Top 10 layers", "## Figure", "## Layer patterns", "## Limitations"):
@@ -201,14 +188,18 @@ def test_figure_and_report(finished_run):
     assert "0.00e+00" not in report
 
 
-def test_rerun_is_a_no_op(finished_run):
-    workdir, _ = finished_run
-    result = run_workflow(workdir, None, "-n")
-    assert "Nothing to be done" in result.stdout + result.stderr
+def test_rerun_is_a_no_op_and_execution_settings_rerun_nothing(tiny_run, tmp_path):
+    """Execution settings are resources, never params (config/README.md): with all of them changed, a dry run
+    of the finished run has nothing to do."""
+    run = copy_run(tiny_run[0], tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config.update(batch_size=2, max_batch_tokens=64, prefix_cache="off", device="cpu", device_map="auto")
+    result = run_workflow(run, config, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
-def test_behaviour_branch(finished_run):
-    _, out = finished_run
+def test_behaviour_branch(tiny_run):
+    _, out = tiny_run
     workdir = out.parents[1]
     responses = [json.loads(line) for line in (out / "behaviour" / "responses.jsonl").read_text().splitlines()]
     assert len(responses) == 12 and {r["set"] for r in responses} == {"harmful", "harmless"}
@@ -238,8 +229,8 @@ def test_behaviour_branch(finished_run):
     assert "## Behaviour (Experiment 1)" in (out / "report.md").read_text()
 
 
-def test_interventions_branch(finished_run):
-    _, out = finished_run
+def test_interventions_branch(tiny_run):
+    _, out = tiny_run
     sweep = pd.read_csv(out / "interventions" / "sweep.csv")
     assert sweep["layer"].tolist() == [0, 2]
     for column in ("refusal_ablation_all", "refusal_ablation_layer", "refusal_random_ablation_all", "refusal_addition",
@@ -256,12 +247,12 @@ def test_interventions_branch(finished_run):
     assert "## Interventions (Experiment 2)" in (out / "report.md").read_text()
 
 
-def test_refusal_scores_are_the_log_odds_of_the_refusal_tokens(finished_run):
+def test_refusal_scores_are_the_log_odds_of_the_refusal_tokens(tiny_run):
     """Recomputed by hand from the plain model's logits on the whole formatted string, batch 1."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _, out = finished_run
+    _, out = tiny_run
     manifest = json.loads((out / "activations" / "manifest.json").read_text())
     model_dir = manifest["model_id"]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -279,8 +270,8 @@ def test_refusal_scores_are_the_log_odds_of_the_refusal_tokens(finished_run):
             assert scores[(name, row)] == pytest.approx(np.log(p) - np.log(1 - p), abs=2e-5)
 
 
-def test_selection_and_its_evaluation(finished_run):
-    workdir, out = finished_run
+def test_selection_and_its_evaluation(tiny_run):
+    workdir, out = tiny_run
     scores = pd.read_csv(out / "selection" / "scores.csv")
     assert len(scores) == 3 and scores["selected"].sum() == 1  # 3 layers x the last position
     # layer 2 is in the last fifth of the 3 layers (>= int(0.8 * 3)): never selectable, so not scored
@@ -309,10 +300,10 @@ def test_selection_and_its_evaluation(finished_run):
     assert "## The selected direction" in (out / "report.md").read_text()
 
 
-def test_the_edited_model_is_checked_evaluated_and_costed(finished_run):
+def test_the_edited_model_is_checked_evaluated_and_costed(tiny_run):
     """The export branch and the capability branch on the tiny model: the check passed, the edited model is a
     row of the evaluation (its responses are the hook ablation's), and its cross-entropy is the ablation's."""
-    _, out = finished_run
+    _, out = tiny_run
     check = json.loads((out / "edited_check.json").read_text())
     assert check["passed"] and check["identical_continuations"] == 1.0 and check["max_residual_component"] <= 1e-5
     evaluation = pd.read_csv(out / "selection" / "evaluation.csv").set_index("condition")
@@ -330,6 +321,7 @@ def test_the_edited_model_is_checked_evaluated_and_costed(finished_run):
     assert (out / "capability.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, expected",
     [
@@ -342,18 +334,18 @@ def test_the_edited_model_is_checked_evaluated_and_costed(finished_run):
     ],
     ids=["n_tokens", "texts"],
 )  # fmt: skip
-def test_generic_text_settings_rerun_the_capability_jobs_only(finished_run, tmp_path, change, expected):
+def test_generic_text_settings_rerun_the_capability_jobs_only(tiny_run, tmp_path, change, expected):
     """config/README.md's rows for the generic text, on the tiny run that has one (the shipped default, which
     test_reruns.py uses, has none)."""
-    workdir, _ = finished_run
+    workdir, _ = tiny_run
     run = copy_run(workdir, tmp_path / "run")
     config = yaml.safe_load((run / "config.yaml").read_text())
     change(config)
     assert {job["rule"] for job in planned_jobs(run_workflow(run, config, "-n"))} == expected
 
 
-def test_the_llm_judge_judges_every_response_file_and_the_judges_agreement_is_reported(finished_run):
-    _, out = finished_run
+def test_the_llm_judge_judges_every_response_file_and_the_judges_agreement_is_reported(tiny_run):
+    _, out = tiny_run
     label_tables = {"behaviour": out / "behaviour" / "refusals.csv", "interventions": out / "interventions" /
                     "labels.csv", "evaluation": out / "selection" / "evaluation_labels.csv"}  # fmt: skip
     judged = {source: pd.read_csv(out / "judgements" / source / "llm.csv") for source in JUDGED}
@@ -376,6 +368,7 @@ def test_the_llm_judge_judges_every_response_file_and_the_judges_agreement_is_re
     assert "| substring | refusal_score |" in judging
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, judged_again",
     [
@@ -386,10 +379,10 @@ def test_the_llm_judge_judges_every_response_file_and_the_judges_agreement_is_re
     ],
     ids=["primary", "n_bootstrap", "substrings", "llm-format"],
 )  # fmt: skip
-def test_a_response_is_judged_again_only_when_a_judge_setting_changes(finished_run, tmp_path, change, judged_again):
+def test_a_response_is_judged_again_only_when_a_judge_setting_changes(tiny_run, tmp_path, change, judged_again):
     """A statistics, threshold or primary-judge change relabels and retabulates, and the llm judge's jobs stay
     done; a change to the llm judge reruns them all (config/README.md's rows for refusal)."""
-    workdir, _ = finished_run
+    workdir, _ = tiny_run
     run = copy_run(workdir, tmp_path / "run")
     config = yaml.safe_load((run / "config.yaml").read_text())
     change(config)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the default workflow twice -- locally and through SLURM with profiles/slurm -- and prove that
+# Run the default workflow locally (or take a finished local run of it) and through SLURM with profiles/slurm,
+# and prove that
 #   (1) every non-local job was submitted with sbatch and got a SLURM job id,
 #   (2) the jobs that run the model (the rules profiles/slurm sends to the gpu partition: the only ones with
 #       gpu=1) were submitted with --gpus=1 to the gpu partition, and no other job asks for a GPU,
@@ -11,7 +12,10 @@
 #   REPO        repository root (with .venv)
 #   STATE_DIR   the state directory printed by start-cluster.sh; without it SLURM_CONF must be set
 # Environment (optional):
-#   SLURM_CI_WORK          folder for the two work dirs and the logs   [mktemp -d ${TMPDIR:-/tmp}/rd-slurm-ci.XXXXXX]
+#   SLURM_CI_LOCAL_RUN     a finished local run to compare with instead of making one: its work dir, holding
+#                          config.yaml (the SLURM run uses that config) and Snakemake's log of the run in
+#                          .snakemake/log/ (CI: the test suite's run of the shipped config, tests/conftest.py)
+#   SLURM_CI_WORK          folder for the work dirs and the logs       [mktemp -d ${TMPDIR:-/tmp}/rd-slurm-ci.XXXXXX]
 #   SLURM_CI_CORES         cores of the local run                      [2]
 #   SLURM_CI_INIT_SECONDS  --slurm-init-seconds-before-status-checks    [5]
 #   SLURM_CI_RUN_TIMEOUT   seconds allowed for each of the two runs     [1800]
@@ -34,14 +38,21 @@ run_timeout=${SLURM_CI_RUN_TIMEOUT:-1800}
 work=${SLURM_CI_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/rd-slurm-ci.XXXXXX")}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-local_dir=$work/local
+local_dir=${SLURM_CI_LOCAL_RUN:-$work/local}
 slurm_dir=$work/slurm
+configfile=$repo/config/config.yaml
+if [ -n "${SLURM_CI_LOCAL_RUN:-}" ]; then
+    configfile=$local_dir/config.yaml
+    [ -f "$configfile" ] || { echo "run-workflow: error: $configfile is missing (SLURM_CI_LOCAL_RUN)" >&2; exit 2; }
+fi
 export HF_HUB_OFFLINE=1
 
 say() { echo "run-workflow: $*"; }
 now() { date +%s; }
 
-for d in "$local_dir" "$slurm_dir"; do
+dirs=("$slurm_dir")
+[ -n "${SLURM_CI_LOCAL_RUN:-}" ] || dirs+=("$local_dir")
+for d in "${dirs[@]}"; do
     rm -rf "$d"
     mkdir -p "$d"
     # The config's dataset paths (data/harmful.txt, ...) are relative to the work dir.
@@ -52,12 +63,20 @@ say "$("$snakemake" --version | sed 's/^/snakemake /'), $("$python" -m pip show 
 
 # --- (a) local run --------------------------------------------------------------------------------
 t0=$(now)
-say "local run -> $local_dir (log: $work/local.log)"
-(
-    cd "$local_dir"
-    timeout "$run_timeout" "$snakemake" --snakefile "$repo/Snakefile" --directory "$local_dir" \
-        --configfile "$repo/config/config.yaml" --cores "$cores"
-) >"$work/local.log" 2>&1 || { tail -n 40 "$work/local.log"; say "FAIL: local run failed"; exit 1; }
+if [ -n "${SLURM_CI_LOCAL_RUN:-}" ]; then
+    # The first log Snakemake kept in the finished run's folder is the run's own (later dry runs add none).
+    run_log=$(find "$local_dir/.snakemake/log" -name '*.snakemake.log' | sort | head -n 1)
+    [ -n "$run_log" ] || { say "FAIL: no Snakemake log in $local_dir/.snakemake/log"; exit 1; }
+    cp "$run_log" "$work/local.log"
+    say "local run: the finished run in $local_dir (log: $run_log), config $configfile"
+else
+    say "local run -> $local_dir (log: $work/local.log)"
+    (
+        cd "$local_dir"
+        timeout "$run_timeout" "$snakemake" --snakefile "$repo/Snakefile" --directory "$local_dir" \
+            --configfile "$configfile" --cores "$cores"
+    ) >"$work/local.log" 2>&1 || { tail -n 40 "$work/local.log"; say "FAIL: local run failed"; exit 1; }
+fi
 t1=$(now)
 say "local run done in $((t1 - t0))s"
 
@@ -107,7 +126,7 @@ slurm_args=(
 # pause a fast machine could finish the extraction first; paused, the job is still mid-extraction when the check
 # ends it (TIMEOUT: SIGCONT and SIGTERM, so the job stops itself and keeps its finished batches). Snakemake
 # submits it once more (retries: 1 in profiles/slurm), and the new job continues from those batches.
-model=$("$python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["models"][0]["slug"])' "$repo/config/config.yaml")
+model=$("$python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["models"][0]["slug"])' "$configfile")
 extraction_log=$slurm_dir/results/logs/extract_activations/$model.log
 (
     until grep -q "extraction: batch 2," "$extraction_log" 2>/dev/null; do sleep 0.1; done
@@ -123,14 +142,14 @@ extraction_log=$slurm_dir/results/logs/extract_activations/$model.log
 cutter=$!
 trap 'kill "$poller" "$cutter" 2>/dev/null || true' EXIT
 say "SLURM run -> $slurm_dir (log: $work/slurm.log)"
-say "  snakemake --snakefile $repo/Snakefile --directory $slurm_dir --configfile $repo/config/config.yaml ${slurm_args[*]}"
+say "  snakemake --snakefile $repo/Snakefile --directory $slurm_dir --configfile $configfile --replace-workflow-config ${slurm_args[*]}"
 set +e
 (
     # Started from the work dir: the plugin puts its logs and the jobs' working directory (sbatch -D)
     # under the directory snakemake is started from, not under --directory.
     cd "$slurm_dir"
     timeout "$run_timeout" "$snakemake" --snakefile "$repo/Snakefile" --directory "$slurm_dir" \
-        --configfile "$repo/config/config.yaml" "${slurm_args[@]}"
+        --configfile "$configfile" --replace-workflow-config "${slurm_args[@]}"
 ) 2>&1 | tee "$work/slurm.log" | grep --line-buffered -E "submitted with SLURM jobid|steps \([0-9]+%\) done|Error|error:" | sed -u 's/^/  | /'
 slurm_rc=${PIPESTATUS[0]}
 set -e
@@ -151,7 +170,7 @@ fi
 # --- (c) checks -----------------------------------------------------------------------------------
 say "checks"
 set +e
-"$python" - "$work" "$local_dir" "$slurm_dir" "$state" "$repo/config/config.yaml" "${model_rules[*]}" <<'PY'
+"$python" - "$work" "$local_dir" "$slurm_dir" "$state" "$configfile" "${model_rules[*]}" <<'PY'
 import json
 import re
 import sys
