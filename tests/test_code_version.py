@@ -113,3 +113,32 @@ def test_a_bad_code_files_declaration_is_an_error(package, declaration, message)
     package("refusal_directions/report.py", f"TEMPLATES = ()\n{declaration}\n")
     with pytest.raises(ValueError, match=re.escape(message)):
         code_version("entry")
+
+
+def test_subpackages_are_followed_with_their_init(package):
+    """A module in a subpackage: relative imports from it resolve against its own subpackage, an import of the
+    subpackage itself reads its __init__, and every subpackage a module sits in is part of the code version."""
+    package("entry.py", "from refusal_directions.stage.job import run\n")
+    package("refusal_directions/stage/__init__.py", '"""A stage."""\n')
+    package("refusal_directions/stage/job.py", "from .helper import x\nfrom ..ground import base\nrun = print\n")
+    package("refusal_directions/stage/helper.py", "x = 1\n")
+    package("refusal_directions/ground/__init__.py", "from . import base\n")
+    package("refusal_directions/ground/base.py", "y = 2\n")
+    package("refusal_directions/ground/unused.py", "")
+    assert local_modules("entry") == {"stage", "stage.job", "stage.helper", "ground", "ground.base"}
+    before = code_version("entry")
+    package("refusal_directions/stage/__init__.py", '"""A stage, edited."""\n')
+    assert code_version("entry") != before
+
+
+def test_code_files_are_relative_to_the_declaring_module(package):
+    package("entry.py", "from refusal_directions.report.render import render\n")
+    package("refusal_directions/report/__init__.py", "")
+    package("refusal_directions/report/render.py", "CODE_FILES = ('templates/*.md.j2',)\n\n\ndef render():\n    pass\n")
+    package("refusal_directions/report/templates/page.md.j2", "# {{ title }}\n")
+    package("refusal_directions/templates/other.md.j2", "not the report's\n")
+    before = code_version("entry")
+    package("refusal_directions/templates/other.md.j2", "still not the report's\n")
+    assert code_version("entry") == before
+    package("refusal_directions/report/templates/page.md.j2", "# {{ title }}!\n")
+    assert code_version("entry") != before

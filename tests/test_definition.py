@@ -212,3 +212,19 @@ def test_a_permutation_count_too_small_for_any_valid_layer_is_said_on_the_termin
             "note: smollm2-135m-instruct: with 200 permutations and 30 layers the smallest Holm-adjusted p is 0.149 "
             ">= alpha = 0.01: no layer can be valid; raise n_permutations above 3000"
         ]
+
+
+def test_the_tests_readme_names_every_test_module_and_its_tier():
+    """tests/README.md has a row per test module, whose tier says whether the module runs in make test (fast),
+    in make test-all only (slow: a module-level mark), or both (some tests marked slow)."""
+    rows = dict(re.findall(r"^\| `(test_\w+)\.py` \| ([^|]+) \|", (REPO / "tests" / "README.md").read_text(), re.M))
+    modules = sorted(path.stem for path in (REPO / "tests").glob("test_*.py"))
+    assert sorted(rows) == modules
+    for module in modules:
+        source = (REPO / "tests" / f"{module}.py").read_text()
+        tier = rows[module].strip()
+        if re.search(r"^pytestmark = pytest\.mark\.slow$", source, re.M):
+            assert tier == "slow", module
+        else:
+            some_slow = re.search(r"^@pytest\.mark\.slow$", source, re.M) is not None
+            assert tier.startswith("fast") and (", " in tier) == some_slow, module

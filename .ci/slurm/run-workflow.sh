@@ -116,6 +116,8 @@ slurm_args=(
     # No slurmdbd here: sacct does not work, so poll with squeue (MinJobAge >= 3x the first interval).
     --slurm-status-command squeue
     --slurm-init-seconds-before-status-checks "$init_seconds"
+    # The jobs here take seconds: the default round of status checks every 10 s would be most of the run.
+    --seconds-between-status-checks 2
     --set-resources "${set_resources[@]}"
     --set-threads "${set_threads[@]}"
     # The sbatch command lines are logged only at debug level.
