@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import scipy_layer_reference
+from conftest import REPO, scipy_layer_reference
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +26,16 @@ def test_thirty_layers_thirty_jobs(embedded_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_layers"] == 30 and summary["d_model"] == 576
     assert summary["model"]["weights_revision"].startswith("sha256:")
+
+
+def test_the_readme_says_how_many_jobs_make_run_runs(embedded_run):
+    """The shipped config's DAG (the run here differs in sizes only): as many jobs as README.md tells a newcomer
+    `make run` runs, as Snakemake logged them."""
+    workdir, _ = embedded_run
+    log = min((workdir / ".snakemake" / "log").glob("*.snakemake.log")).read_text()
+    jobs = len(re.findall(r"^(?:local)?(?:rule|checkpoint) \w+:$", log, re.M))
+    stated = re.search(r"`make run` then runs (\d+) jobs", (REPO / "README.md").read_text())
+    assert stated and int(stated[1]) == jobs
 
 
 def test_statistics_reproduce_from_hdf5(embedded_run):
