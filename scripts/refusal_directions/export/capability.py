@@ -24,7 +24,7 @@ from ..interventions.conditions import CAPABILITY, CONDITIONS, EDITED, EDITED_WE
 from ..model.forward import ModelRunner
 from ..model.job import ModelJob
 from ..model.loading import resolve_device, resolve_dtype
-from ..selection.evaluation import selected_vectors
+from ..selection.evaluation import evaluation_vectors
 from ..workflow.execution import ExecutionSettings
 from ..workflow.jsonio import read_jsonl
 from ..workflow.progress import Progress
@@ -109,7 +109,7 @@ def measure_capability(
     its seed, so the random direction is the same), on every document."""
     job = ModelJob.open(model, inputs)
     documents = read_documents(inputs, job, capability["n_tokens"])
-    vectors = selected_vectors(inputs["selected"], inputs["directions"], seed)
+    vectors = evaluation_vectors(inputs, seed)
     job.load_weights(execution)
     rows = []
     for name in CAPABILITY:

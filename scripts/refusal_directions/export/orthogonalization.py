@@ -21,8 +21,9 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from ..model.hooks import block_writers, sublayer
+from ..model.hooks import block_writers, orthonormal_basis, sublayer
 from ..model.loading import DTYPES, load_model, model_location, resolve_device
+from ..stats.method_direction import load_method_direction
 from ..workflow.errors import UserError
 from ..workflow.execution import ExecutionSettings
 from ..workflow.integrity import file_sha256
@@ -77,6 +78,11 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     model loads."""
     n_layers = int(read_json(inputs["manifest"])["n_layers"])
     path = inputs["direction"]
+    if "basis" in load_file(path):  # a direction method's result (stats/method_direction.py)
+        result = load_method_direction(path)
+        info = {"layer": result.layer, "position": result.position, "method": result.method,
+                "source": f"the {result.method} method's direction", "offset": result.ablation_offset}  # fmt: skip
+        return result.basis, {**info, "sha256": file_sha256(path)}
     if layer is None:
         unit = load_file(path)["unit"].astype(np.float64)
         with safe_open(path, "numpy") as handle:
@@ -91,7 +97,7 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     norm = np.linalg.norm(unit)
     if not np.isfinite(norm) or norm == 0:
         raise UserError(f"{path}: the direction is zero or not finite")
-    return unit / norm, {**info, "sha256": file_sha256(path)}
+    return unit / norm, {**info, "offset": None, "sha256": file_sha256(path)}
 
 
 def residual_projections(model) -> list[torch.nn.Linear]:
@@ -127,35 +133,46 @@ def untie_lm_head(model) -> bool:
 
 
 @torch.no_grad()
-def _remove_output_component(weight: torch.Tensor, unit: torch.Tensor) -> None:
-    """W <- W - r r^T W on the output side of a [out, in] weight, computed in float32."""
+def _remove_output_component(weight: torch.Tensor, basis: torch.Tensor) -> None:
+    """W <- W - Q^T Q W on the output side of a [out, in] weight (Q: orthonormal rows), computed in float32."""
     edited = weight.float()
-    r = unit.to(edited.device)
-    edited -= torch.outer(r, r @ edited)
+    q = basis.to(edited.device)
+    if len(q) == 1:  # one direction: r r^T W as an outer product, as every k = 1 export has been computed
+        edited -= torch.outer(q[0], q[0] @ edited)
+    else:
+        edited -= q.T @ (q @ edited)
     weight.copy_(edited.to(weight.dtype))
 
 
 @torch.no_grad()
-def _remove_row_component(rows: torch.Tensor, unit: torch.Tensor) -> None:
-    """v <- v - (v . r) r for each row (embedding rows, a bias as one row), computed in float32."""
+def _remove_row_component(rows: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor | None = None) -> None:
+    """v <- v - Q^T Q v (+ offset) for each row (embedding rows, a bias as one row), computed in float32."""
     edited = rows.float()
-    r = unit.to(edited.device)
-    edited -= (edited @ r).unsqueeze(-1) * r
+    q = basis.to(edited.device)
+    if len(q) == 1:
+        edited -= (edited @ q[0]).unsqueeze(-1) * q[0]
+    else:
+        edited -= (edited @ q.T) @ q
+    if offset is not None:
+        edited += offset.to(edited.device)
     rows.copy_(edited.to(rows.dtype))
 
 
-def orthogonalize(model, direction: np.ndarray) -> bool:
-    """Project the unit ``direction`` out of every write to the residual stream of ``model`` in place;
-    a tied LM head is untied first. Whether it was tied."""
-    unit = torch.as_tensor(direction / np.linalg.norm(direction), dtype=torch.float32)
+def orthogonalize(model, directions: np.ndarray, offset: np.ndarray | None = None) -> bool:
+    """Project the span of ``directions`` (one [d] or a basis [k, d]) out of every write to the residual stream
+    of ``model`` in place; with ``offset`` (an affine edit's reference component in that span), every token
+    embedding row gets it, so the residual stream holds it along the span at every layer, as the hooks of
+    ``model.hooks.ablate_everywhere`` do. A tied LM head is untied first. Whether it was tied."""
+    basis = torch.as_tensor(orthonormal_basis(directions), dtype=torch.float32)
     tied = untie_lm_head(model)
-    _remove_row_component(model.get_input_embeddings().weight, unit)
+    shift = None if offset is None else torch.as_tensor(offset, dtype=torch.float32)
+    _remove_row_component(model.get_input_embeddings().weight, basis, shift)
     projections = residual_projections(model)
     progress = Progress("orthogonalizing the residual-stream writers", len(projections))
     for linear in projections:
-        _remove_output_component(linear.weight, unit)
+        _remove_output_component(linear.weight, basis)
         if linear.bias is not None:
-            _remove_row_component(linear.bias, unit)
+            _remove_row_component(linear.bias, basis)
         progress.update(1)
     return tied
 
@@ -238,7 +255,7 @@ def export_edited_model(inputs: dict, outputs: dict, model: dict, export: dict, 
     saved_dtype = _saved_dtype(source, export["dtype"])
     check_free_space(final.parent, checkpoint_bytes(source, saved_dtype, is_tied(source)))
     log.info("direction: %s (layer %s, position %s)", direction["source"], direction["layer"], direction["position"])
-    if orthogonalize(source, unit):
+    if orthogonalize(source, unit, direction["offset"]):
         log.info("the LM head was tied to the embedding: untied, it keeps the source's weights")
     source.to(saved_dtype)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))

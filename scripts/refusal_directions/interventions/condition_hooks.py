@@ -9,11 +9,12 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from ..model.hooks import ablate_at_layer, ablate_everywhere, add_at_layer
+from ..model.hooks import ablate_at_layer, ablate_everywhere, add_at_layer, orthonormal_basis
 from .conditions import (
     ABLATION_AT_LAYER,
     ABLATION_EVERYWHERE,
     ADDITION_AT_LAYER,
+    DIRECTION,
     EDITED_WEIGHTS,
     Condition,
     InterventionVectors,
@@ -43,8 +44,23 @@ def condition_hooks(condition: Condition, model, vectors: InterventionVectors | 
     if not condition.intervenes or condition.change == EDITED_WEIGHTS:
         return nullcontext()
     vector = vectors.vector(condition.vector, ablation=condition.change != ADDITION_AT_LAYER)
+    affine = condition.vector == DIRECTION  # an affine method's reference points belong to its direction only
     if condition.change == ABLATION_EVERYWHERE:
-        return ablate_everywhere(model, vector)
+        return ablate_everywhere(model, vector, vectors.ablation_offset if affine else None)
     if condition.change == ABLATION_AT_LAYER:
         return ablate_at_layer(model, vector, vectors.layer)
+    if affine and vectors.addition_target is not None:
+        return add_at_layer(model, vectors.addition_target, vectors.layer, replaced=vectors.vector(DIRECTION, True))
     return add_at_layer(model, vector, vectors.layer)
+
+
+def random_basis(k: int, d_model: int, seed: int) -> np.ndarray:
+    """k random orthonormal directions (a random subspace of dimension k)."""
+    return orthonormal_basis(np.random.default_rng(seed).normal(size=(k, d_model)))
+
+
+def completed_basis(direction: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``direction`` completed to k orthonormal directions with random ones (a k-dimensional control that
+    contains the control contrast's direction)."""
+    draws = np.random.default_rng(seed).normal(size=(k - 1, len(direction)))
+    return orthonormal_basis(np.vstack([direction, draws]))

@@ -32,18 +32,32 @@ DIRECTION, RANDOM, CONTROL = "direction", "random", "control"
 class InterventionVectors:
     """The vectors of one run: the direction (added as it is), the unit direction that ablation projects out
     (the direction normalised where none is given), a random direction and the control contrast's direction
-    (None when the run has no control contrast), and the layer that addition and one-layer ablation act at."""
+    (None when the run has no control contrast), and the layer that addition and one-layer ablation act at.
+
+    A direction method (stats/direction_methods.py) may ablate a ``basis`` of k directions instead of the
+    unit direction, with controls of the same dimension (``random_basis``, ``control_basis``), and an affine
+    method holds the residual stream's component at ``ablation_offset`` instead of zero and moves it to
+    ``addition_target`` instead of adding on top (model/hooks.py)."""
 
     direction: np.ndarray
     layer: int
     random: np.ndarray | None = None
     control: np.ndarray | None = None
     unit: np.ndarray | None = None
+    basis: np.ndarray | None = None
+    random_basis: np.ndarray | None = None
+    control_basis: np.ndarray | None = None
+    ablation_offset: np.ndarray | None = None
+    addition_target: np.ndarray | None = None
 
     def vector(self, kind: str, ablation: bool) -> np.ndarray:
+        """What a condition of ``kind`` adds, or (``ablation``) the direction(s) whose span it ablates."""
+        if not ablation:
+            return {DIRECTION: self.direction, RANDOM: self.random, CONTROL: self.control}[kind]
         if kind == DIRECTION:
-            return self.unit if ablation and self.unit is not None else self.direction
-        return {RANDOM: self.random, CONTROL: self.control}[kind]
+            return next(v for v in (self.basis, self.unit, self.direction) if v is not None)
+        spans = {RANDOM: (self.random_basis, self.random), CONTROL: (self.control_basis, self.control)}[kind]
+        return spans[0] if spans[0] is not None else spans[1]
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,13 @@
 interventions the conditions are made of (interventions/condition_hooks.py turns a condition into these).
 
 - Directional ablation everywhere (Arditi et al. 2024): x <- x - (x . r) r on the embedding output and
-  on every attention and MLP output, so the residual stream never carries the direction r (unit).
+  on every attention and MLP output, so the residual stream never carries the direction r (unit). With a
+  basis Q of k orthonormal rows, x <- x - Q^T Q x (the whole subspace); with a reference point's component
+  o in that subspace (affine concept editing, Marshall et al. 2024), o is added to the embedding output, so
+  the residual stream's component in the subspace is o at every layer: h <- h - Q^T Q (h - mu).
 - Directional ablation at one layer: the same projection on the output of decoder block l only.
-- Activation addition: x <- x + v on the output of decoder block l, at every position.
+- Activation addition: x <- x + v on the output of decoder block l, at every position; the affine addition
+  first removes the subspace's component there (x <- x - Q^T Q x + v: the projection moved to v's).
 - Per-row interventions (``RowInterventions``): each row of a batch under its own ablation and addition, so that
   several candidate directions share one batch.
 Block l's output is where layer l's direction was measured (README: layer convention).
@@ -29,18 +33,40 @@ def _replace_hidden(output, hidden):
     return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
 
-def _project_out(unit: torch.Tensor):
+def orthonormal_basis(vectors: np.ndarray) -> np.ndarray:
+    """Orthonormal rows spanning the rows of ``vectors`` [k, d] (one vector [d]: its unit vector, [1, d]);
+    the first row keeps the first vector's sense."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim == 1:
+        return (vectors / np.linalg.norm(vectors))[None]
+    q, r = np.linalg.qr(vectors.T)
+    return (q * np.sign(np.diag(r))).T
+
+
+def project_out(hidden: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``hidden`` without its component in the span of the orthonormal rows of ``basis`` [k, d] (differentiable)."""
+    if len(basis) == 1:  # one direction: the dot product, as every k = 1 result has been computed
+        direction = basis[0]
+        return hidden - (hidden @ direction).unsqueeze(-1) * direction
+    return hidden - (hidden @ basis.T) @ basis
+
+
+def _project_out(basis: torch.Tensor, offset: torch.Tensor | None = None):
     def hook(_module, _inputs, output):
         hidden = _hidden(output)
-        direction = unit.to(device=hidden.device, dtype=hidden.dtype)
-        return _replace_hidden(output, hidden - (hidden @ direction).unsqueeze(-1) * direction)
+        edited = project_out(hidden, basis.to(device=hidden.device, dtype=hidden.dtype))
+        if offset is not None:
+            edited = edited + offset.to(device=hidden.device, dtype=hidden.dtype)
+        return _replace_hidden(output, edited)
 
     return hook
 
 
-def _add(vector: torch.Tensor):
+def _add(vector: torch.Tensor, replaced: torch.Tensor | None = None):
     def hook(_module, _inputs, output):
         hidden = _hidden(output)
+        if replaced is not None:
+            hidden = project_out(hidden, replaced.to(device=hidden.device, dtype=hidden.dtype))
         return _replace_hidden(output, hidden + vector.to(device=hidden.device, dtype=hidden.dtype))
 
     return hook
@@ -82,32 +108,60 @@ def hooks(pairs):
             handle.remove()
 
 
-def ablate_everywhere(model, direction: np.ndarray):
-    unit = torch.as_tensor(direction / np.linalg.norm(direction), dtype=torch.float32)
-    return hooks([(module, _project_out(unit)) for module in residual_writers(model)])
+def _basis_tensor(directions: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(orthonormal_basis(directions), dtype=torch.float32)
 
 
-def ablate_at_layer(model, direction: np.ndarray, layer: int):
-    unit = torch.as_tensor(direction / np.linalg.norm(direction), dtype=torch.float32)
-    return hooks([(decoder_layers(model)[layer], _project_out(unit))])
+def ablate_everywhere(model, directions: np.ndarray, offset: np.ndarray | None = None):
+    """Ablate the span of ``directions`` (one [d] or k [k, d]) from every residual-stream writer; with
+    ``offset`` (a reference point's component in that span), the embedding output gets it instead."""
+    basis = _basis_tensor(directions)
+    writers = residual_writers(model)
+    shift = None if offset is None else torch.as_tensor(offset, dtype=torch.float32)
+    return hooks([(writers[0], _project_out(basis, shift))] + [(module, _project_out(basis)) for module in writers[1:]])
 
 
-def add_at_layer(model, vector: np.ndarray, layer: int):
-    return hooks([(decoder_layers(model)[layer], _add(torch.as_tensor(vector, dtype=torch.float32)))])
+def ablate_span(model, basis: torch.Tensor):
+    """``ablate_everywhere`` with a tensor basis of orthonormal rows, kept in the autograd graph (the optimized
+    directions' gradients flow through it)."""
+    return hooks([(module, _project_out(basis)) for module in residual_writers(model)])
+
+
+def add_vector(model, vector: torch.Tensor, layer: int):
+    """``add_at_layer`` with a tensor, kept in the autograd graph."""
+    return hooks([(decoder_layers(model)[layer], _add(vector))])
+
+
+def ablate_at_layer(model, directions: np.ndarray, layer: int):
+    return hooks([(decoder_layers(model)[layer], _project_out(_basis_tensor(directions)))])
+
+
+def add_at_layer(model, vector: np.ndarray, layer: int, replaced: np.ndarray | None = None):
+    """Add ``vector`` to block ``layer``'s output; with ``replaced`` (directions), the output's component in
+    their span is removed first (the affine addition)."""
+    basis = None if replaced is None else _basis_tensor(replaced)
+    return hooks([(decoder_layers(model)[layer], _add(torch.as_tensor(vector, dtype=torch.float32), basis))])
 
 
 class RowInterventions:
     """Interventions that differ by batch row. Variant v projects ``units[v]`` out of every residual-stream
     writer's output (ablation everywhere; a zero row changes nothing) and adds ``additions[v]`` to the output
-    of block ``layers[v]`` (none where the layer is -1), at every position. ``select(variants)`` says which
-    variant each row of the next forward runs under. Use as a context manager: the hooks are active inside."""
+    of block ``layers[v]`` (none where the layer is -1), at every position. The affine edits (README:
+    "Direction methods") add two optional rows per variant: ``offsets[v]`` added to the embedding output after
+    its projection, and ``replaced[v]``, a unit vector whose component block ``layers[v]``'s output loses
+    before the addition. ``select(variants)`` says which variant each row of the next forward runs under. Use
+    as a context manager: the hooks are active inside."""
 
-    def __init__(self, model, units: np.ndarray, additions: np.ndarray, layers: np.ndarray):
+    def __init__(self, model, units: np.ndarray, additions: np.ndarray, layers: np.ndarray,
+                 offsets: np.ndarray | None = None, replaced: np.ndarray | None = None):  # fmt: skip
         self.units = torch.as_tensor(units, dtype=torch.float32)
         self.additions = torch.as_tensor(additions, dtype=torch.float32)
         self.layers = torch.as_tensor(layers, dtype=torch.long)
+        self.offsets = None if offsets is None else torch.as_tensor(offsets, dtype=torch.float32)
+        self.replaced = None if replaced is None else torch.as_tensor(replaced, dtype=torch.float32)
         self.rows = torch.zeros(0, dtype=torch.long)
-        ablations = [(module, self._project_out) for module in residual_writers(model)]
+        embedding, *writers = residual_writers(model)
+        ablations = [(embedding, self._project_out_and_offset), *((module, self._project_out) for module in writers)]
         blocks = decoder_layers(model)
         additions_at = [(blocks[layer], self._add_at(layer)) for layer in sorted(set(self.layers.tolist()) - {-1})]
         self._hooks = hooks(ablations + additions_at)
@@ -119,15 +173,28 @@ class RowInterventions:
     def select(self, variants) -> None:
         self.rows = torch.as_tensor(np.asarray(variants), dtype=torch.long)
 
+    @staticmethod
+    def _without(hidden: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+        """Each row of ``hidden`` [B, T, d] without its component along its row of ``units`` [B, d]."""
+        units = units.to(device=hidden.device, dtype=hidden.dtype).unsqueeze(-1)  # [B, d, 1]
+        return hidden - torch.bmm(hidden, units) * units.transpose(1, 2)
+
     def _project_out(self, _module, _inputs, output):
-        hidden = _hidden(output)
-        units = self.units[self.rows].to(device=hidden.device, dtype=hidden.dtype).unsqueeze(-1)  # [B, d, 1]
-        return _replace_hidden(output, hidden - torch.bmm(hidden, units) * units.transpose(1, 2))
+        return _replace_hidden(output, self._without(_hidden(output), self.units[self.rows]))
+
+    def _project_out_and_offset(self, _module, _inputs, output):
+        hidden = self._without(_hidden(output), self.units[self.rows])
+        if self.offsets is not None:
+            hidden = hidden + self.offsets[self.rows].to(device=hidden.device, dtype=hidden.dtype).unsqueeze(1)
+        return _replace_hidden(output, hidden)
 
     def _add_at(self, layer: int):
         def hook(_module, _inputs, output):
             hidden = _hidden(output)
-            added = self.additions[self.rows] * (self.layers[self.rows] == layer).unsqueeze(-1)
+            here = (self.layers[self.rows] == layer).unsqueeze(-1)
+            if self.replaced is not None:
+                hidden = self._without(hidden, self.replaced[self.rows] * here)
+            added = self.additions[self.rows] * here
             return _replace_hidden(output, hidden + added.to(device=hidden.device, dtype=hidden.dtype).unsqueeze(1))
 
         return hook

@@ -33,6 +33,8 @@ from ..data.prompt_sets import HARMFUL, HARMLESS
 from ..model.job import ModelJob, refusal_tokens, split_prompts
 from ..model.refusal_score import refusal_scores
 from ..model.resume import ResumeState
+from ..stats.direction_methods import AFFINE, MEAN_DIFF, METHODS
+from ..stats.method_direction import affine_points
 from ..workflow.execution import ExecutionSettings
 from ..workflow.progress import Progress
 from .attribution import attribution
@@ -76,7 +78,18 @@ def mean_cosine(means: np.ndarray, reference: np.ndarray) -> float:
     return float(np.mean((means * reference).sum(-1) / norms))
 
 
-def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, execution: ExecutionSettings) -> None:
+def candidate(candidates: dict, position: int, layer: int, affine: bool) -> Candidate:
+    """The candidate at (``position``, ``layer``) of a candidates file's tensors; with ``affine``, with the
+    reference points of its class means (stats/method_direction.affine_points)."""
+    direction = candidates["candidates"][position, layer]
+    if not affine:
+        return Candidate(direction, layer)
+    means = (candidates[f"{name}_means"][position, layer].astype(np.float64) for name in ("harmless", "harmful"))
+    return Candidate(direction, layer, **affine_points(direction / np.linalg.norm(direction), *means))
+
+
+def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, execution: ExecutionSettings,
+                     method: str = MEAN_DIFF) -> None:  # fmt: skip
     """candidate_scores.csv: one row per candidate (layer, position): for each scored one bypass, induce, kl
     and the COSMIC numbers, and the baselines without intervention; with ``prefilter: attribution`` every
     selectable candidate's first-order estimates (attribution.py), of which the ``prefilter_top_k`` with the
@@ -88,7 +101,9 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
     tensors = load_file(candidates_path)
     with safe_open(candidates_path, "numpy") as handle:
         tokens = json.loads(handle.metadata()["refusal_directions"])["positions"]
-    candidates = tensors["candidates"].astype(np.float64)  # [positions, layers, d_model]
+    tensors["candidates"] = tensors["candidates"].astype(np.float64)
+    candidates = tensors["candidates"]  # [positions, layers, d_model]
+    affine = METHODS[method].edit == AFFINE
     n_positions, n_layers, _ = candidates.shape
     cosmic = cosmic_layers(tensors["harmful_means"], tensors["harmless_means"])
     layers, skipped = candidate_layers(n_layers, n_positions, scoring)
@@ -121,7 +136,7 @@ def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, ex
     else:
         exact = [(position, layer) for position in range(n_positions) for layer in layers]
     scored = measure_candidates(
-        runner, prompts, [Candidate(candidates[position, layer], layer) for position, layer in exact],
+        runner, prompts, [candidate(tensors, position, layer, affine) for position, layer in exact],
         harmless_logits, scored_by, cosmic, ResumeState(execution.resume),
     )  # fmt: skip
     harmless_means, harmful_means = harmless_states[cosmic].mean(axis=1), harmful_states[cosmic].mean(axis=1)

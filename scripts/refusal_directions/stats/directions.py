@@ -17,6 +17,7 @@ from safetensors.numpy import save_file
 from ..data.splits import read_split
 from ..model.activations import LAYER_CONVENTION, layer_files, read_layer, read_positions
 from .difference_in_means import difference_in_means
+from .direction_methods import candidate_vector
 
 
 def _save(tensors: dict[str, np.ndarray], path: str, metadata: dict) -> None:
@@ -62,4 +63,27 @@ def write_candidates(inputs: dict, outputs: dict, model_id: str) -> None:
     _save(candidates, outputs["candidates"], {
         "model_id": model_id, "layer_convention": LAYER_CONVENTION, "split": "train", "positions": tokens,
         "offsets": list(range(-len(tokens), 0)), "shape": "[position, layer, d_model]",
+    })  # fmt: skip
+
+
+def write_method_candidates(inputs: dict, outputs: dict, model_id: str, method: str, seed: int) -> None:
+    """A closed-form method's candidates (stats/direction_methods.py) in the format of write_candidates: its
+    vector at every layer and kept position, with both classes' train means beside it (``seed``: the
+    random pairing of ``pca``)."""
+    train = {name: read_split(inputs["splits"], name, "train") for name in ("harmful", "harmless")}
+    vectors, means = [], {name: [] for name in train}
+    tokens: list[str] = []
+    for path in layer_files(inputs["manifest"]):
+        rows = {}
+        for name in train:
+            positions, tokens = read_positions(path, name)
+            rows[name] = positions[train[name]]
+            means[name].append(rows[name].mean(axis=0))
+        vectors.append([candidate_vector(method, rows["harmful"][:, position], rows["harmless"][:, position], seed)
+                        for position in range(len(tokens))])  # fmt: skip
+    tensors = {"candidates": np.stack(vectors, axis=1), **{f"{name}_means": np.stack(rows, axis=1)
+                                                          for name, rows in means.items()}}  # fmt: skip
+    _save(tensors, outputs["candidates"], {
+        "model_id": model_id, "layer_convention": LAYER_CONVENTION, "split": "train", "positions": tokens,
+        "offsets": list(range(-len(tokens), 0)), "shape": "[position, layer, d_model]", "method": method,
     })  # fmt: skip
