@@ -51,6 +51,7 @@ bench: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_edited_model.py --shape tiny
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_model_size.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_selection.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_methods.py
 
 # Every benchmark at a tiny size: exits 1 if one fails or misses a line benchmarks/README.md records (CI runs it).
 bench-smoke: $(STAMP)

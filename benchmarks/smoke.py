@@ -83,6 +83,14 @@ SMOKE = {
             "ratio scoring/extraction throughput:",
         ],
     ),  # fmt: skip
+    "bench_methods.py": (
+        ["--model", "tiny", "--train", "8", "--validation", "4", "--steps", "2"],
+        [
+            "extraction s:",
+            *(f"ratio {method}/extraction:" for method in ("mean_diff", "projected", "pca", "ace", "rdo", "cone")),
+            "rdo s per step:",
+        ],
+    ),  # fmt: skip
 }
 
 

@@ -21,6 +21,7 @@ from refusal_directions.config.notes import split_note
 from refusal_directions.config.resources import job_resources, rule_workloads
 from refusal_directions.data.prompt_sets import MAIN_SETS
 from refusal_directions.model.size import ModelSize, read_model_size
+from refusal_directions.stats.direction_methods import MEAN_DIFF, METHODS, SAME_CANDIDATES
 from refusal_directions.stats.holm_floor import holm_floor_warning
 from refusal_directions.workflow.definition import canonical, code_version, package_dir
 from refusal_directions.workflow.execution import ExecutionSettings
@@ -316,3 +317,78 @@ def evaluation_inputs(wildcards):
         **generation_inputs(wildcards),
         **({"evaluation_harmful": written[name]} if name else {}),
     }
+
+
+# Direction methods (rules/methods.smk, README: "Direction methods").
+DIRECTIONS = canonical(config["directions"])
+# The methods of this run in the registry's order, and those besides mean_diff, by how they find a direction.
+COMPARED = [name for name in METHODS if name in DIRECTIONS["methods"]]
+OTHER_METHODS = [name for name in COMPARED if name != MEAN_DIFF]
+CLOSED_FORM = [name for name in OTHER_METHODS if not METHODS[name].optimized]
+OPTIMIZED = [name for name in OTHER_METHODS if METHODS[name].optimized]
+# Closed-form methods with candidates of their own (ace's are the difference in means: only its edit differs).
+OWN_CANDIDATES = [name for name in CLOSED_FORM if name not in SAME_CANDIDATES]
+EXPORTS, COSTS = config["export"]["enabled"], config["capability"]["enabled"]
+# The response files of a method that the llm judge reads, and the methods each rule runs for
+# (rules/targets.smk names their outputs as targets).
+METHOD_SOURCES = ["evaluation", *(["edited"] if EXPORTS else [])]
+RULE_METHODS = {
+    "compute_method_candidates": OWN_CANDIDATES,
+    "score_method_candidates": CLOSED_FORM,
+    "select_method_direction": CLOSED_FORM,
+    "method_direction": [MEAN_DIFF, *CLOSED_FORM] if OTHER_METHODS else [],
+    "optimize_direction": OPTIMIZED,
+    "evaluate_method": OTHER_METHODS,
+    "judge_method_responses": OTHER_METHODS if LLM_JUDGE else [],
+    "summarize_method_evaluation": OTHER_METHODS,
+    "orthogonalize_method": OTHER_METHODS if EXPORTS else [],
+    "check_method_edit": OTHER_METHODS if EXPORTS else [],
+    "measure_method_capability": OTHER_METHODS if COSTS else [],
+    "measure_method_edited_capability": OTHER_METHODS if EXPORTS and COSTS else [],
+    "summarize_method_capability": OTHER_METHODS if COSTS else [],
+}
+# What a closed-form method's candidates depend on besides the activations: pca's random pairing.
+CANDIDATE_SETTINGS = {name: DIRECTIONS.get(name, {}) for name in OWN_CANDIDATES}
+METHOD_DIRECTION = "results/{model}/methods/{method}/direction.safetensors"
+
+
+def names(methods):
+    """A wildcard constraint that matches exactly ``methods`` (nothing when there are none)."""
+    return "|".join(methods) or "no-method"
+
+
+def method_candidates(wildcards):
+    """A closed-form method's candidates: its own, or (mean_diff, ace) the selection's."""
+    if wildcards.method in OWN_CANDIDATES:
+        return rules.compute_method_candidates.output.candidates.format(**wildcards)
+    return rules.compute_candidates.output.candidates.format(model=wildcards.model)
+
+
+def method_selected(wildcards):
+    """The candidate a closed-form method's selection chose (mean_diff: through the selection's checkpoint)."""
+    if wildcards.method == MEAN_DIFF:
+        return checkpoint_output("select_direction", "direction")(wildcards)
+    return rules.select_method_direction.output.direction.format(**wildcards)
+
+
+def direction_benchmark(method):
+    """The benchmark of the job that found a method's direction: candidate scoring, or the optimization."""
+    if method == MEAN_DIFF:
+        return "results/benchmarks/score_candidates/{model}.tsv"
+    finder = "optimize_direction" if METHODS[method].optimized else "score_method_candidates"
+    return f"results/benchmarks/{finder}/{{model}}.{{method}}.tsv"
+
+
+def method_results(wildcards):
+    """What the comparison reads of every method: its direction, its evaluation (table and labels), its
+    capability (table and losses) and its edited model's check where those run, and the benchmark of the
+    job that found its direction."""
+    files = {}
+    for method in COMPARED:
+        at = {"model": wildcards.model, "method": method}
+        files[f"direction_{method}"] = METHOD_DIRECTION.format(**at)
+        files[f"seconds_{method}"] = direction_benchmark(method).format(**at)
+        for result, (main, other, key) in RESULT_RULES.items():
+            writer = getattr(rules, main if method == MEAN_DIFF else other)
+            files[f"{result}_{method}"] = getattr(writer.output, key).format(**at)
+    return files

@@ -25,6 +25,15 @@ REPORT_BRANCH_INPUTS = {
     if config[branch]["enabled"]
     for key, path in paths.items()
 }
+# The direction methods' comparison, when methods besides mean_diff run (rules/methods.smk).
+REPORT_METHOD_INPUTS = (
+    {
+        "methods": rules.compare_methods.output.table,
+        "methods_figure": rules.plot_methods.output.figure,
+    }
+    if OTHER_METHODS
+    else {}
+)
 # The judges' agreement, when a branch wrote responses (rules/judges.smk), and what the report says of them.
 REPORT_JUDGE_INPUTS = (
     {
@@ -72,6 +81,7 @@ rule write_report:
     input:
         **REPORT_BRANCH_INPUTS,
         **REPORT_JUDGE_INPUTS,
+        **REPORT_METHOD_INPUTS,
         summary=rules.aggregate_layers.output.summary,
         validation=rules.aggregate_layers.output.validation,
         top10=rules.aggregate_layers.output.top10,
@@ -92,6 +102,7 @@ rule write_report:
         seed=config["seed"],
         title=model_title,
         judges=REPORT_JUDGES,
+        evaluation_dataset=config["selection"]["evaluation"]["harmful_dataset"],
         code=code_version("write_report"),
     script:
         "../scripts/write_report.py"

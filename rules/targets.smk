@@ -26,6 +26,7 @@ UNUSED = (
     ({"download_capability_texts"} if config["capability"]["texts"] is None else set())
     | (set() if LLM_JUDGE else {"judge_responses"})
     | (set() if LABELLED_SOURCES else {"judge_agreement"})
+    | (set() if OTHER_METHODS else {"compare_methods", "plot_methods"})
 )
 
 
@@ -40,6 +41,8 @@ def final_outputs():
         "conversion": list(CONVERSIONS),
         "source": JUDGED_SOURCES,
     }
+    # A direction method's rule runs for its methods (rules/methods.smk), and judges their response files.
+    method_values = {"source": METHOD_SOURCES}
     disabled = UNUSED | {
         name
         for branch, names in BRANCHES.items()
@@ -52,7 +55,16 @@ def final_outputs():
         if rule.name not in disabled and "layer" not in rule.wildcard_names
         for path in expand(
             list(getattr(rules, rule.name).output),
-            **{name: values[name] for name in rule.wildcard_names},
+            **{
+                name: (
+                    RULE_METHODS[rule.name]
+                    if name == "method"
+                    else ({**values, **method_values} if rule.name in RULE_METHODS else values)[
+                        name
+                    ]
+                )
+                for name in rule.wildcard_names
+            },
         )
     ]
 

@@ -261,6 +261,10 @@ def build_tiny_run(workdir: Path, model: Path, judge: Path) -> None:
     config["export"] = {"enabled": True}
     texts = write_lines(workdir / "data" / "texts.txt", [" ".join(HARMLESS[i : i + 3]) for i in range(10)])
     config["capability"] = {"enabled": True, "texts": {"source": texts}, "n_tokens": 80}
+    # Direction methods: one with candidates of its own (every closed-form rule) and the optimized cone (the
+    # optimization's rule; rdo shares it), a few steps each.
+    optimization = {"steps": 4, "batch_prompts": 4, "validate_every": 2}
+    config["directions"] = {"methods": ["mean_diff", "projected", "cone"], "cone": {**optimization, "k": 2}}
     judge_spec = {"slug": "tiny-judge", "id": str(judge), "gguf_file": "tiny-chat.gguf"}
     config["refusal"] = {"judges": ["substring", "refusal_score", "llm"], "llm": {"model": judge_spec}}
     run_workflow(workdir, config)

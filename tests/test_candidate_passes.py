@@ -38,13 +38,16 @@ def setup(tiny_model):
 
 
 def one_pass_at_a_time(model, tokenizer, prompts, candidate):
-    """bypass, induce, kl and the mean ablated and added states at STATE_LAYERS, one hook and pass each."""
+    """bypass, induce, kl and the mean ablated and added states at STATE_LAYERS, one hook and pass each (an
+    affine candidate's hooks with its reference points)."""
     runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(2), "off")
     baseline = runner.next_token_logits(prompts[HARMLESS])
-    with ablate_everywhere(model, candidate.direction):
+    affine = candidate.ablation_offset is not None
+    with ablate_everywhere(model, candidate.direction, candidate.ablation_offset):
         ablated_logits, ablated_states = runner.last_states(prompts[HARMFUL])
         side_logits = runner.next_token_logits(prompts[HARMLESS])
-    with add_at_layer(model, candidate.direction, candidate.layer):
+    added = candidate.addition_target if affine else candidate.direction
+    with add_at_layer(model, added, candidate.layer, replaced=candidate.direction if affine else None):
         added_logits, added_states = runner.last_states(prompts[HARMLESS])
     return (refusal_scores(ablated_logits, SCORED_BY).mean(), refusal_scores(added_logits, SCORED_BY).mean(),
             kl_divergence(baseline, side_logits).mean(), ablated_states[STATE_LAYERS].mean(axis=1),
@@ -68,3 +71,28 @@ def test_shared_batches_give_the_one_pass_scores(setup, max_prompts):
         np.testing.assert_allclose(got.added_means, added, rtol=1e-4, atol=1e-5)
     # the candidates differ, so a mix-up of rows between them would show
     assert len({round(m.bypass, 3) for m in measured}) == len(measured)
+
+
+def test_affine_candidates_in_shared_batches_give_the_one_pass_scores(setup):
+    """ace's candidates (stats/method_direction.affine_points) beside a linear one in the same group."""
+    from refusal_directions.stats.method_direction import affine_points
+
+    model, tokenizer, prompts, candidates = setup
+    rng = np.random.default_rng(4)
+    affine = []
+    for candidate in candidates[1:3]:
+        unit = candidate.direction / np.linalg.norm(candidate.direction)
+        points = affine_points(unit, rng.normal(size=len(unit)) * 3, rng.normal(size=len(unit)) * 3)
+        affine.append(Candidate(candidate.direction, candidate.layer, **points))
+    group = [candidates[0], *affine]
+    runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(40), "auto")
+    baseline = runner.next_token_logits(prompts[HARMLESS])
+    measured = measure_candidates(runner, prompts, group, baseline, SCORED_BY, STATE_LAYERS)
+    for got, candidate in zip(measured, group, strict=True):
+        bypass, induce, kl, ablated, added = one_pass_at_a_time(model, tokenizer, prompts, candidate)
+        assert got.bypass == pytest.approx(bypass, abs=1e-4) and got.induce == pytest.approx(induce, abs=1e-4)
+        assert got.kl == pytest.approx(kl, rel=1e-3, abs=1e-7)
+        np.testing.assert_allclose(got.ablated_means, ablated, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.added_means, added, rtol=1e-4, atol=1e-5)
+    linear = measure_candidates(runner, prompts, candidates[1:3], baseline, SCORED_BY, STATE_LAYERS)
+    assert all(abs(a.bypass - b.bypass) > 1e-3 for a, b in zip(linear, measured[1:], strict=True))  # the edit counts

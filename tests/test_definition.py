@@ -23,6 +23,7 @@ MODEL_RULES = (
     "measure_capability",
     "measure_edited_capability",
     "judge_responses",
+    "optimize_direction",
 )
 HEAVY_RULES = ("convert_model", *MODEL_RULES)
 QWEN = REPO / "config" / "experiments" / "qwen2.5-1.5b-instruct.yaml"
@@ -62,6 +63,15 @@ def test_dry_run(configfile, tmp_path):
             resources = planned[rule]["resources"]
             assert resources["gpu"] == "1" and resources["mem_mb"] == "8000" and int(resources["runtime"]) >= 15
         assert {"download_capability_texts", "summarize_capability", "plot_capability"} <= set(planned)
+        # every direction method, its jobs sized from the model like mean_diff's
+        jobs = planned_jobs(result)
+        methods = {job["wildcards"]["method"] for job in jobs if job["rule"] == "evaluate_method"}
+        assert methods == {"projected", "pca", "ace", "rdo", "cone"}
+        assert {job["wildcards"]["method"] for job in jobs if job["rule"] == "optimize_direction"} == {"rdo", "cone"}
+        for rule in ("optimize_direction", "score_method_candidates", "evaluate_method", "check_method_edit"):
+            resources = planned[rule]["resources"]
+            assert resources["gpu"] == "1" and resources["mem_mb"] == "8000" and int(resources["runtime"]) >= 15, rule
+        assert {"compare_methods", "plot_methods"} <= set(planned)
 
 
 def test_the_jailbreakbench_config_judges_with_a_7b_model_sized_from_its_parameters(tmp_path):

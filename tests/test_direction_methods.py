@@ -218,7 +218,7 @@ def test_rdo_gradient_equals_finite_differences(monkeypatch):
         raw = torch.nn.Parameter(torch.as_tensor(rng.normal(size=(k, D))))
         weights = torch.as_tensor(weights)
 
-        def loss(values):
+        def loss(values, weights=weights):
             return objective(values, prompts[HARMFUL], prompts[HARMLESS], unchanged, weights)[0]
 
         loss(raw).backward()
@@ -313,3 +313,101 @@ def test_the_exported_edit_equals_the_hook_ablation(biased_tied_model, tmp_path,
         for state in states:  # nothing left along any basis vector but the reference point's component
             assert np.abs((state - reference) @ basis.T).max() / np.linalg.norm(state, axis=-1).max() <= 1e-5
         assert np.abs(logits - ablated).max() / np.abs(ablated).max() <= 1e-4
+
+
+def test_an_interrupted_optimization_resumes_where_it_stopped(tmp_path):
+    """The state at each validation is kept: a run stopped after step 4 and run again to step 8 ends where one
+    uninterrupted run of 8 steps ends (minibatches and cone samples are drawn per step from the seed)."""
+    from refusal_directions.model.resume import ResumeState
+    from refusal_directions.workflow.resume_place import ResumePlace
+
+    model = planted_model()
+    train, validation = planted_prompts(0, n=16), planted_prompts(1, n=8)
+    start = initial_basis(mean_difference(model, train), 2, seed=0)
+    unchanged = {"train": logits_of(model, train[HARMLESS]), "validation": logits_of(model, validation[HARMLESS])}
+    settings = {"steps": 8, "learning_rate": 0.05, "batch_prompts": 8, "validate_every": 2, "patience": 10, "seed": 0}
+    whole = optimize(objective_of(model), start, train, validation, unchanged, settings)
+    place = ResumePlace(str(tmp_path / "resume"), "key", "optimize_direction")
+    optimize(objective_of(model), start, train, validation, unchanged, {**settings, "steps": 4}, ResumeState(place))
+    resumed = optimize(objective_of(model), start, train, validation, unchanged, settings, ResumeState(place))
+    np.testing.assert_allclose(resumed.basis, whole.basis, rtol=1e-12)
+    assert resumed.history == whole.history and resumed.best_step == whole.best_step
+
+
+def test_a_cone_wider_than_the_model_stops_before_the_model_loads(tmp_path, monkeypatch):
+    import json
+
+    from refusal_directions.selection import direction_optimization
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"d_model": 32}))
+    monkeypatch.setattr(direction_optimization.ModelJob, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(UserError, match=r"directions.cone.k: 33; a cone needs 1 <= k <= the model's width \(32\)"):
+        direction_optimization.optimize_direction({"manifest": str(tmp_path / "manifest.json")}, {}, {}, "cone",
+                                                  {"k": 33, "layer": None}, None)  # fmt: skip
+
+
+def test_the_closed_form_candidates_and_an_affine_direction_file(tmp_path):
+    """write_method_candidates against candidate_vector on the layer files' rows; ace's direction file holds
+    the reference points of the selected candidate's class means."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    from refusal_directions.stats.directions import write_method_candidates
+    from refusal_directions.stats.method_direction import load_method_direction, write_selected_method_direction
+
+    rng = np.random.default_rng(7)
+    rows = {"harmful": rng.normal(size=(2, 12, 3, D)) + 1.0, "harmless": rng.normal(size=(2, 12, 3, D))}
+    inputs = fake_extraction(tmp_path, rows)
+    write_method_candidates(inputs, {"candidates": str(tmp_path / "pca.safetensors")}, "tiny", "pca", {"seed": 3})
+    written = load_file(str(tmp_path / "pca.safetensors"))
+    train = json.loads((tmp_path / "splits.json").read_text())
+    for layer in range(2):
+        for position in range(3):
+            harmful = rows["harmful"][layer][train["harmful"]["train"]["rows"], position]
+            harmless = rows["harmless"][layer][train["harmless"]["train"]["rows"], position]
+            np.testing.assert_allclose(written["candidates"][position, layer],
+                                       candidate_vector("pca", harmful, harmless, 3), rtol=1e-5)  # fmt: skip
+            np.testing.assert_allclose(written["harmless_means"][position, layer], harmless.mean(0), rtol=1e-5)
+    direction = written["candidates"][1, 0] * 2
+    save_file(
+        {"direction": direction, "unit": direction / np.linalg.norm(direction)},
+        str(tmp_path / "sel.st"),
+        metadata={"refusal_directions": json.dumps({"layer": 0, "position": -2, "method": "refusal_score"})},
+    )
+    inputs = {"selected": str(tmp_path / "sel.st"), "candidates": str(tmp_path / "pca.safetensors")}
+    write_selected_method_direction(inputs, {"direction": str(tmp_path / "ace.safetensors")}, "ace")
+    ace = load_method_direction(str(tmp_path / "ace.safetensors"))
+    unit = ace.basis[0]
+    assert ace.layer == 0 and ace.position == -2 and ace.k == 1 and ace.affine
+    assert np.isclose(ace.ablation_offset @ unit, written["harmless_means"][1, 0] @ unit, rtol=1e-5)
+    assert np.isclose(ace.addition_target @ unit, written["harmful_means"][1, 0] @ unit, rtol=1e-5)
+    assert np.allclose(ace.addition, ace.addition_target)
+
+
+def fake_extraction(folder, rows):
+    """Layer files with every post-instruction position (``rows[set][layer]``: [n, positions, d]), their
+    manifest and a splits file: what the candidate steps read."""
+    import json
+
+    import h5py
+
+    from refusal_directions.model.activations import POSITIONS_GROUP
+    from refusal_directions.workflow.integrity import file_sha256
+
+    names = []
+    for layer in range(len(rows["harmful"])):
+        path = folder / f"layer_{layer:02d}.h5"
+        with h5py.File(path, "w") as handle:
+            group = handle.create_group(POSITIONS_GROUP)
+            group.attrs["tokens"] = ["a", "b", "c"]
+            for name, values in rows.items():
+                handle[name] = values[layer][:, -1].astype(np.float32)
+                group[name] = values[layer].astype(np.float32)
+        names.append(path.name)
+    n = len(rows["harmful"][0])
+    split = {"train": {"rows": list(range(0, 8))}, "validation": {"rows": [8, 9]}, "test": {"rows": [10, 11]}}
+    (folder / "splits.json").write_text(json.dumps({"harmful": split, "harmless": split}))
+    manifest = {"layer_files": names, "sha256": {name: file_sha256(folder / name) for name in names}, "n": n}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return {"manifest": str(folder / "manifest.json"), "splits": str(folder / "splits.json")}

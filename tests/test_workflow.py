@@ -45,9 +45,11 @@ JUDGED = ("behaviour", "interventions", "evaluation", "edited")
 
 
 def defined_rules() -> set[str]:
-    """Every rule and checkpoint of the workflow, read from the Snakefile and the rule files."""
-    return {m[1] for path in [REPO / "Snakefile", *(REPO / "rules").glob("*.smk")]
-            for m in re.finditer(r"^(?:rule|checkpoint) (\w+):", path.read_text(), re.M)}  # fmt: skip
+    """Every rule and checkpoint of the workflow (those that use another rule again included), read from the
+    Snakefile and the rule files."""
+    return {m[1] or m[2] for path in [REPO / "Snakefile", *(REPO / "rules").glob("*.smk")]
+            for m in re.finditer(r"^(?:(?:rule|checkpoint) (\w+):|use rule \w+ as (\w+) with:)", path.read_text(),
+                                 re.M)}  # fmt: skip
 
 
 def executed_rules(workdir) -> set[str]:
@@ -389,3 +391,63 @@ def test_a_response_is_judged_again_only_when_a_judge_setting_changes(tiny_run, 
     planned = [job["rule"] for job in planned_jobs(run_workflow(run, config, "-n"))]
     assert planned.count("judge_responses") == (len(JUDGED) if judged_again else 0)
     assert "judge_agreement" in planned and not {"generate_responses", "run_interventions"} & set(planned)
+
+
+def test_the_direction_methods_side_by_side(tiny_run):
+    """comparison.csv (one row per configured method, read from each method's own files), the figure and the
+    report section; the projected direction is orthogonal to the harmless mean; the cone's basis orthonormal."""
+    from refusal_directions.stats.method_direction import load_method_direction
+
+    _, out = tiny_run
+    table = pd.read_csv(out / "methods" / "comparison.csv")
+    assert list(table["method"]) == ["mean_diff", "projected", "cone"] and list(table["k"]) == [1, 1, 2]
+    assert table["edited_check_passed"].all() and (table["seconds"] > 0).all()
+    mean_diff = table.iloc[0]
+    assert mean_diff["cosine_with_mean_diff"] == pytest.approx(1, abs=1e-6)
+    assert mean_diff[["vs_mean_diff_bypass", "vs_mean_diff_induce", "vs_mean_diff_cross_entropy"]].eq(0).all()
+    selected = json.loads((out / "selection" / "selected_direction.json").read_text())
+    assert (mean_diff["layer"], mean_diff["position"]) == (selected["layer"], selected["position"])
+    for row in table.iloc[1:].itertuples():
+        folder = out / "methods" / row.method
+        evaluation = pd.read_csv(folder / "evaluation.csv").set_index("condition")
+        assert row.bypass_rate == pytest.approx(evaluation.loc[BYPASS, "refusal_rate"])
+        assert row.kl == pytest.approx(evaluation.loc[BYPASS, "mean_kl"])
+        labels, reference = (pd.read_csv(path) for path in (folder / "evaluation_labels.csv",
+                                                             out / "selection" / "evaluation_labels.csv"))  # fmt: skip
+        mine, theirs = (part[part["condition"] == BYPASS].set_index("row")["refused"] for part in (labels, reference))
+        assert row.vs_mean_diff_bypass == pytest.approx((mine.astype(float) - theirs.loc[mine.index]).mean())
+        assert json.loads((folder / "edited_check.json").read_text())["direction"]["method"] == row.method
+    projected = load_method_direction(out / "methods" / "projected" / "direction.safetensors")
+    candidates = load_file(out / "methods" / "projected" / "candidates.safetensors")
+    harmless = candidates["harmless_means"][len(candidates["candidates"]) + projected.position, projected.layer]
+    assert abs(projected.basis[0] @ harmless) / np.linalg.norm(harmless) < 1e-5
+    cone = load_method_direction(out / "methods" / "cone" / "direction.safetensors")
+    np.testing.assert_allclose(cone.basis @ cone.basis.T, np.eye(2), atol=1e-6)
+    history = pd.read_csv(out / "methods" / "cone" / "optimization.csv")
+    assert history["step"].max() <= 4 and history["validation"].sum() >= 1
+    assert (out / "methods" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "## Direction methods" in report and "![Direction methods](methods/comparison.png)" in report
+    assert "**projected**" in report and "**cone**" in report
+
+
+def test_adding_a_method_reruns_only_its_jobs_the_comparison_and_the_report(tiny_run, tmp_path):
+    """config/README.md's row for directions.methods; the order of the list is not data."""
+    run = copy_run(tiny_run[0], tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["directions"]["methods"] = list(reversed(config["directions"]["methods"]))
+    result = run_workflow(run, config, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
+    config["directions"]["methods"].append("rdo")
+    jobs = planned_jobs(run_workflow(run, config, "-n"))
+    assert {job["wildcards"].get("method") for job in jobs if "method" in job["wildcards"]} == {"rdo"}
+    assert {job["rule"] for job in jobs} == {
+        "optimize_direction", "evaluate_method", "judge_method_responses", "summarize_method_evaluation",
+        "orthogonalize_method", "check_method_edit", "measure_method_capability", "measure_method_edited_capability",
+        "summarize_method_capability", "compare_methods", "plot_methods", "write_report", "all",
+    }  # fmt: skip
+    config["directions"]["methods"].remove("rdo")
+    config["directions"]["cone"]["k"] = 3
+    jobs = planned_jobs(run_workflow(run, config, "-n"))
+    assert {job["wildcards"].get("method") for job in jobs if "method" in job["wildcards"]} == {"cone"}
+    assert "optimize_direction" in {job["rule"] for job in jobs}

@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ..data.splits import check_splits
+from ..stats.direction_methods import MEAN_DIFF, check_methods
 from ..workflow.definition import package_dir
 from ..workflow.errors import UserError
 from ..workflow.hub import HUB_SCHEME
@@ -214,4 +215,19 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
             raise
         raise ConfigError(_describe(invalid)) from None
     _check_cross_references(config)
+    _check_directions(config)
     return config
+
+
+def _check_directions(config: dict) -> None:
+    """The direction methods: known names and sound settings (stats/direction_methods.check_methods), and the
+    selection they all go through."""
+    directions = config["directions"]
+    try:
+        check_methods(directions)
+    except UserError as error:
+        raise ConfigError(str(error)) from None
+    others = [name for name in directions["methods"] if name != MEAN_DIFF]
+    if others and not config["selection"]["enabled"]:
+        raise ConfigError(f"config key 'directions.methods': {others[0]} needs selection.enabled (every method's "
+                          "direction goes through the selection and its evaluation)")  # fmt: skip

@@ -139,6 +139,19 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         "evaluation": (len(EVALUATION) * tested["evaluation"], evaluation["max_new_tokens"]),
     }
     judged_tokens = max(n * (TOKENS_PER_PROMPT + JUDGE_RUBRIC_TOKENS + new) for n, new in responses.values())
+
+    def optimization(settings: dict, samples: int) -> Workload:
+        """An optimized direction method (selection/direction_optimization.py): per step, a forward and backward
+        pass (about three forwards) over the harmful and harmless minibatch ablated and the harmless one with
+        each of ``samples`` cone directions added; per validation, the same forwards over the validation split."""
+        per_step = 3 * (2 + samples) * settings["batch_prompts"]
+        validations = settings["steps"] // settings["validate_every"] + 1
+        prompts = settings["steps"] * per_step + validations * (2 + max(samples, 2)) * sizes["validation"]
+        return Workload(prompts * TOKENS_PER_PROMPT)
+
+    directions = config["directions"]
+    optimized = [optimization(directions[name], directions["cone"]["k"] if name == "cone" else 1)
+                 for name in ("rdo", "cone") if name in directions["methods"]]  # fmt: skip
     return {
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),
@@ -155,6 +168,8 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         "measure_capability": Workload(sum(CONDITIONS[n].change != EDITED_WEIGHTS for n in CAPABILITY) * documents),
         "measure_edited_capability": Workload(documents),
         "judge_responses": Workload(judged_tokens),
+        # rdo and cone share the rule: the larger of the two sizes both.
+        "optimize_direction": max(optimized, key=lambda work: work.forward_tokens, default=Workload(0)),
     }
 
 

@@ -144,8 +144,17 @@ def sweep_facts(sweep: pd.DataFrame) -> dict:
     }
 
 
-def selection_facts(selected: dict, evaluation: pd.DataFrame, labels: pd.DataFrame) -> dict:
-    """The selected direction: how it was chosen (validation split) and what it does (test split)."""
+def prompts_phrase(prompt_set: str, harmful_dataset: str | None) -> str:
+    """Which prompts a finding of the evaluation is about: a set's test split, or the configured dataset's."""
+    if prompt_set == HARMFUL and harmful_dataset:
+        return f"the harmful prompts of `{harmful_dataset}`"
+    return f"{prompt_set} test prompts"
+
+
+def selection_facts(selected: dict, evaluation: pd.DataFrame, labels: pd.DataFrame,
+                    harmful_dataset: str | None = None) -> dict:  # fmt: skip
+    """The selected direction: how it was chosen (validation split) and what it does (on the test split, its
+    harmful prompts from ``harmful_dataset`` where one is configured)."""
     rows = {row["condition"]: row for row in records(evaluation)}
     findings = []
     for name in (n for n in INTERVENTIONS if n in rows):
@@ -156,6 +165,7 @@ def selection_facts(selected: dict, evaluation: pd.DataFrame, labels: pd.DataFra
             {
                 "name": name,
                 "prompt_set": CONDITIONS[name].prompt_set,
+                "prompts": prompts_phrase(CONDITIONS[name].prompt_set, harmful_dataset),
                 "row": row,
                 "controls": [c for c in controls if math.isfinite(row.get(f"vs_{c['kind']}_score", math.nan))],
                 "baseline_refused": refused,
@@ -165,6 +175,7 @@ def selection_facts(selected: dict, evaluation: pd.DataFrame, labels: pd.DataFra
         )
     return {
         "selected": selected,
+        "harmful_dataset": harmful_dataset,
         "n_harmful": int(rows[baseline_of(HARMFUL)]["n"]),
         "n_harmless": int(rows[baseline_of(HARMLESS)]["n"]),
         "rows": [{**row, "changed": math.isfinite(row.get("change_rate", math.nan))} for row in rows.values()],
@@ -173,9 +184,11 @@ def selection_facts(selected: dict, evaluation: pd.DataFrame, labels: pd.DataFra
     }
 
 
-def experiment_facts(tables: dict[str, pd.DataFrame], selected: dict | None, level: float) -> dict:
+def experiment_facts(tables: dict[str, pd.DataFrame], selected: dict | None, level: float,
+                     harmful_dataset: str | None = None) -> dict:  # fmt: skip
     """The experiments' facts from the tables of the branches that ran (None for one that did not); ``level``:
-    the intervals' confidence level."""
+    the intervals' confidence level; ``harmful_dataset``: where the evaluation's harmful prompts come from
+    (selection.evaluation.harmful_dataset), None for the test split."""
     behaviour = (
         behaviour_facts(tables["refusals"], tables["refusal_rates"], tables["auroc"], tables["levels"])
         if "auroc" in tables
@@ -189,7 +202,7 @@ def experiment_facts(tables: dict[str, pd.DataFrame], selected: dict | None, lev
         "interventions": INTERVENTIONS,
         "behaviour": behaviour,
         "sweep": sweep_facts(tables["sweep"]) if "sweep" in tables else None,
-        "selection": selection_facts(selected, tables["evaluation"], tables["evaluation_labels"])
+        "selection": selection_facts(selected, tables["evaluation"], tables["evaluation_labels"], harmful_dataset)
         if selected is not None
         else None,
     }

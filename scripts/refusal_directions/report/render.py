@@ -15,6 +15,7 @@ from .experiment_facts import capability_facts, experiment_facts
 from .facts import direction_facts
 from .formats import FILTERS, shown, unwrap
 from .judging_facts import judge_facts
+from .method_facts import method_facts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The files this module reads besides its imports: a change to one reruns the report.
@@ -45,10 +46,11 @@ def render(facts: dict) -> str:
 
 
 def write_report(inputs: dict[str, str], outputs: dict[str, str], datasets: dict, seed: int, title: str,
-                 judges: dict) -> None:  # fmt: skip
+                 judges: dict, evaluation_dataset: str | None = None) -> None:  # fmt: skip
     """report.md from ``inputs``: summary, validation, top10 and, when those branches ran, the behaviour,
-    intervention, selection and capability tables, the edited model's check and the judges' agreement
-    (``judges``: which judges ran, the primary one and the llm judge's model)."""
+    intervention, selection and capability tables, the edited model's check, the direction methods'
+    comparison and the judges' agreement (``judges``: which judges ran, the primary one and the llm judge's
+    model; ``evaluation_dataset``: selection.evaluation.harmful_dataset)."""
     tables = {name: pd.read_csv(inputs[name]) for name in EXPERIMENT_TABLES if name in inputs}
     selected = read_json(inputs["selected"]) if "selected" in inputs else None
     edited_check = read_json(inputs["edited_check"]) if "edited_check" in inputs else None
@@ -56,10 +58,11 @@ def write_report(inputs: dict[str, str], outputs: dict[str, str], datasets: dict
     facts = direction_facts(
         summary, pd.read_csv(inputs["validation"]), pd.read_csv(inputs["top10"]), datasets, seed, title
     )
-    facts.update(experiment_facts(tables, selected, summary["statistics"]["ci_level"]))
+    facts.update(experiment_facts(tables, selected, summary["statistics"]["ci_level"], evaluation_dataset))
     capability = capability_facts(tables["capability"]) if "capability" in tables else None
     judged = {name: pd.read_csv(inputs[name], keep_default_na=False, na_values=[""]) for name in JUDGE_TABLES
               if name in inputs}  # fmt: skip
     judge_section = judge_facts(*(judged[name] for name in JUDGE_TABLES), judges) if judged else None
-    facts.update(edited=edited_check, capability=capability, judges=judge_section)
+    methods = method_facts(pd.read_csv(inputs["methods"])) if "methods" in inputs else None
+    facts.update(edited=edited_check, capability=capability, judges=judge_section, methods=methods)
     Path(outputs["report"]).write_text(render(facts))

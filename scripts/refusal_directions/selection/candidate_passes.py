@@ -102,7 +102,7 @@ def _measure_group(runner, prompts, group, baseline_logits, scored_by, layers, p
         units[2 * index] = unit
         additions[2 * index + 1] = candidate.direction
         at += [-1, candidate.layer]
-        if affine:
+        if candidate.ablation_offset is not None:
             offsets[2 * index] = candidate.ablation_offset
             additions[2 * index + 1] = candidate.addition_target
             replaced[2 * index + 1] = unit

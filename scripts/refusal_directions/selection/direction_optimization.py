@@ -129,7 +129,7 @@ def optimize(objective: RefusalObjective, start: np.ndarray, train: dict, valida
     by prompt set, ``unchanged`` the harmless prompts' next-token logits without intervention by split
     ("train", "validation"); ``settings``: steps, learning_rate, batch_prompts, validate_every, patience,
     seed. With ``resume``, the state at each validation is kept, and a rerun continues from it."""
-    raw = torch.nn.Parameter(torch.as_tensor(start, dtype=torch.float64))
+    raw = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))  # a copy: the steps must not move start
     optimizer = torch.optim.Adam([raw], lr=settings["learning_rate"])
     k, seed = len(start), settings["seed"]
     # The validation's cone directions, fixed (the steps draw theirs from [seed, step], step >= 1).

@@ -66,10 +66,11 @@ def write_candidates(inputs: dict, outputs: dict, model_id: str) -> None:
     })  # fmt: skip
 
 
-def write_method_candidates(inputs: dict, outputs: dict, model_id: str, method: str, seed: int) -> None:
+def write_method_candidates(inputs: dict, outputs: dict, model_id: str, method: str, settings: dict) -> None:
     """A closed-form method's candidates (stats/direction_methods.py) in the format of write_candidates: its
-    vector at every layer and kept position, with both classes' train means beside it (``seed``: the
-    random pairing of ``pca``)."""
+    vector at every layer and kept position, with both classes' train means beside it (``settings``: the
+    method's, directions.<method>; pca's seed)."""
+    seed = settings.get("seed", 0)
     train = {name: read_split(inputs["splits"], name, "train") for name in ("harmful", "harmless")}
     vectors, means = [], {name: [] for name in train}
     tokens: list[str] = []
