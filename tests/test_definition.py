@@ -238,3 +238,19 @@ def test_the_tests_readme_names_every_test_module_and_its_tier():
         else:
             some_slow = re.search(r"^@pytest\.mark\.slow$", source, re.M) is not None
             assert tier.startswith("fast") and (", " in tier) == some_slow, module
+
+
+def test_the_direction_methods_overlay_plans_every_method(tmp_path):
+    """config/experiments/smollm2-direction-methods.yaml over the default config: each method's jobs, sized."""
+    (tmp_path / "data").symlink_to(REPO / "data")
+    overlay = REPO / "config" / "experiments" / "smollm2-direction-methods.yaml"
+    result = snakemake("-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                       str(REPO / "config" / "config.yaml"), str(overlay), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    for rule, methods in (("evaluate_method", {"projected", "pca", "ace", "rdo", "cone"}),
+                          ("optimize_direction", {"rdo", "cone"}), ("compute_method_candidates", {"projected", "pca"}),
+                          ("score_method_candidates", {"projected", "pca", "ace"}),
+                          ("method_direction", {"mean_diff", "projected", "pca", "ace"})):  # fmt: skip
+        assert {job["wildcards"]["method"] for job in jobs if job["rule"] == rule} == methods, rule
+    assert {"compare_methods", "plot_methods"} <= {job["rule"] for job in jobs}

@@ -411,3 +411,13 @@ def fake_extraction(folder, rows):
     manifest = {"layer_files": names, "sha256": {name: file_sha256(folder / name) for name in names}, "n": n}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return {"manifest": str(folder / "manifest.json"), "splits": str(folder / "splits.json")}
+
+
+def test_the_pareto_front_keeps_the_methods_no_other_beats_on_both_axes():
+    import pandas as pd
+
+    from refusal_directions.report.method_figures import pareto_front
+
+    table = pd.DataFrame({"method": ["a", "b", "c", "d", "e"], "effect": [-0.5, -0.3, -0.6, -0.2, None],
+                          "cost": [0.2, 0.1, 0.5, 0.3, 0.0]})  # fmt: skip
+    assert pareto_front(table, "effect", "cost") == ["b", "a", "c"]  # d is beaten by b; e was not measured

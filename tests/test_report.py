@@ -304,3 +304,31 @@ def test_an_intervention_layer_picked_for_its_change_carries_the_caveat(tmp_path
     assert ("not adjusted for that choice" in report) == (n_layers > 1)
     expected = sweep.loc[sweep["change_ablation_all"].idxmin(), "layer"]
     assert f"Ablating layer {expected}'s direction everywhere changes the harmful refusal rate by" in report
+
+
+def test_an_evaluation_on_a_configured_harmful_dataset_names_it(tmp_path):
+    """selection.evaluation.harmful_dataset: the table's caption and the summary name the set, not the split."""
+    inputs = write_results(tmp_path)
+    datasets = {"harmful": {"source": "harmful.txt"}, "harmless": {"source": "harmless.txt"}}
+    write_report(inputs, {"report": str(tmp_path / "report.md")}, datasets, 42, "Tiny", JUDGES, "jailbreakbench")
+    report = (tmp_path / "report.md").read_text()
+    selected = section(report, "The selected direction")
+    assert "Evaluated on 8 harmful prompts of the dataset `jailbreakbench`" in selected
+    assert "neither built nor selected the direction" in selected and "Evaluated on the test split" not in selected
+    assert "the refusal rate of the harmful prompts of `jailbreakbench` changes by" in section(report, "Summary")
+
+
+def test_without_the_behaviour_experiment_the_summary_says_what_evidence_there_is(tmp_path):
+    """behaviour.enabled false (no behaviour tables): the selected direction's effects, and what did not run."""
+    inputs = {key: value for key, value in write_results(tmp_path).items()
+              if key not in ("refusals", "refusal_rates", "auroc", "levels", "sweep")}  # fmt: skip
+    datasets = {"harmful": {"source": "harmful.txt"}, "harmless": {"source": "harmless.txt"}}
+    write_report(inputs, {"report": str(tmp_path / "report.md")}, datasets, 42, "Tiny", JUDGES)
+    summary = section((tmp_path / "report.md").read_text(), "Summary")
+    assert (
+        "Behavioural evidence: the selected direction (layer 1, position -1) changes the refusal rate of harmful "
+        "test prompts by -50 pp [-60 pp, -40 pp] under" in summary
+    )
+    assert "and the refusal rate of harmless test prompts by +25 pp" in summary
+    assert "Not run: the behaviour experiment" in summary and "the intervention sweep over layers" in summary
+    assert "is layer 1's." not in summary

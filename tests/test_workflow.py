@@ -417,6 +417,10 @@ def test_the_direction_methods_side_by_side(tiny_run):
         mine, theirs = (part[part["condition"] == BYPASS].set_index("row")["refused"] for part in (labels, reference))
         assert row.vs_mean_diff_bypass == pytest.approx((mine.astype(float) - theirs.loc[mine.index]).mean())
         assert json.loads((folder / "edited_check.json").read_text())["direction"]["method"] == row.method
+        losses = (pd.read_csv(base / "capability" / "losses.csv") for base in (folder, out))
+        ablated = [part[(part["condition"] == BYPASS) & (part["text"] == "on_distribution")] for part in losses]
+        mine, theirs = (part["loss_sum"].sum() / part["n_tokens"].sum() for part in ablated)
+        assert row.vs_mean_diff_cross_entropy == pytest.approx(mine - theirs)
     projected = load_method_direction(out / "methods" / "projected" / "direction.safetensors")
     candidates = load_file(out / "methods" / "projected" / "candidates.safetensors")
     harmless = candidates["harmless_means"][len(candidates["candidates"]) + projected.position, projected.layer]

@@ -67,7 +67,7 @@ under directional ablation by forward hooks.
 | position | $position |
 | selection method | $method |
 | saved dtype | $dtype |
-""")
+$method_note""")
 
 
 def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]:
@@ -81,7 +81,8 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     if "basis" in load_file(path):  # a direction method's result (stats/method_direction.py)
         result = load_method_direction(path)
         info = {"layer": result.layer, "position": result.position, "method": result.method,
-                "source": f"the {result.method} method's direction", "offset": result.ablation_offset}  # fmt: skip
+                "source": f"the {result.method} method's direction", "offset": result.ablation_offset,
+                "k": result.k}  # fmt: skip
         return result.basis, {**info, "sha256": file_sha256(path)}
     if layer is None:
         unit = load_file(path)["unit"].astype(np.float64)
@@ -222,7 +223,21 @@ def model_card(spec: dict, manifest: dict, direction: dict, dtype: torch.dtype) 
         position=direction["position"],
         method=direction["method"] or "none (a configured layer)",
         dtype=str(dtype).removeprefix("torch."),
+        method_note=method_note(direction),
     )
+
+
+def method_note(direction: dict) -> str:
+    """What a direction method's edit adds to the card: the whole span of a basis, an affine reference point
+    (README: "Direction methods"); nothing for one direction through the origin."""
+    notes = []
+    if direction.get("k", 1) > 1:
+        notes.append(f"The edit projects out the span of {direction['k']} orthonormal directions (the basis in the "
+                     "direction file): W <- (I - Q Q^T) W.")  # fmt: skip
+    if direction.get("offset") is not None:
+        notes.append("The edit is affine: every embedding row also gets the reference point's component along r, "
+                     "so the residual stream's component along r is that value at every layer.")  # fmt: skip
+    return "\n" + " ".join(notes) + "\n" if notes else ""
 
 
 def _umask() -> int:
