@@ -47,8 +47,27 @@ def test_whole_numbers_written_as_floats_are_accepted(tmp_path, tiny_model):
         ({"alhpa": 0.05}, "invalid config: unknown config key 'alhpa' (did you mean 'alpha'?)"),
         ({"n_samples": 12.5}, "invalid config: config key 'n_samples': 12.5 is not of type 'integer'"),
         ({"alpha": "high"}, "invalid config: config key 'alpha': 'high' is not of type 'number'"),
-    ],
-    ids=["unknown key", "fraction where a count goes", "wrong type"],
+        (
+            {"directions": {"methods": ["mean_diff", "lda"]}},
+            "invalid config: directions.methods: unknown method 'lda' (known: mean_diff, projected, pca, ace, rdo, cone)",
+        ),
+        (
+            {"directions": {"methods": ["mean_diff", "cone"], "cone": {"k": 0}}},
+            "invalid config: directions.cone.k: 0; a cone needs 1 <= k <= the model's width",
+        ),
+        (
+            {"directions": {"methods": ["mean_diff", "rdo"], "rdo": {"steps": 0}}},
+            "invalid config: directions.rdo.steps: 0; an optimization needs at least one step",
+        ),
+    ],  # fmt: skip
+    ids=[
+        "unknown key",
+        "fraction where a count goes",
+        "wrong type",
+        "unknown direction method",
+        "cone of k = 0",
+        "no optimization step",
+    ],  # fmt: skip
 )
 def test_config_errors_stop_before_any_job(tmp_path, tiny_model, change, expected):
     error = refused(tmp_path, tiny_config(tmp_path, tiny_model, **change))
