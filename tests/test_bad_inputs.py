@@ -49,7 +49,8 @@ def test_whole_numbers_written_as_floats_are_accepted(tmp_path, tiny_model):
         ({"alpha": "high"}, "invalid config: config key 'alpha': 'high' is not of type 'number'"),
         (
             {"directions": {"methods": ["mean_diff", "lda"]}},
-            "invalid config: directions.methods: unknown method 'lda' (known: mean_diff, projected, pca, ace, rdo, cone)",
+            "invalid config: directions.methods: unknown method 'lda' "
+            "(known: mean_diff, projected, pca, ace, rdo, cone)",
         ),
         (
             {"directions": {"methods": ["mean_diff", "cone"], "cone": {"k": 0}}},
