@@ -21,7 +21,7 @@ from refusal_directions.config.notes import split_note
 from refusal_directions.config.resources import job_resources, rule_workloads
 from refusal_directions.data.prompt_sets import MAIN_SETS
 from refusal_directions.model.size import ModelSize, read_model_size
-from refusal_directions.stats.direction_methods import MEAN_DIFF, METHODS, SAME_CANDIDATES
+from refusal_directions.stats.direction_methods import LINEAR, MEAN_DIFF, METHODS, SAME_CANDIDATES
 from refusal_directions.stats.holm_floor import holm_floor_warning
 from refusal_directions.workflow.definition import canonical, code_version, package_dir
 from refusal_directions.workflow.execution import ExecutionSettings
@@ -329,9 +329,11 @@ OPTIMIZED = [name for name in OTHER_METHODS if METHODS[name].optimized]
 # Closed-form methods with candidates of their own (ace's are the difference in means: only its edit differs).
 OWN_CANDIDATES = [name for name in CLOSED_FORM if name not in SAME_CANDIDATES]
 EXPORTS, COSTS = config["export"]["enabled"], config["capability"]["enabled"]
+# The methods whose edit is exported: the linear ones (an affine edit is hooks only: README "Direction methods").
+EXPORTED = [name for name in OTHER_METHODS if METHODS[name].edit == LINEAR] if EXPORTS else []
 # The response files of a method that the llm judge reads, and the methods each rule runs for
 # (rules/targets.smk names their outputs as targets).
-METHOD_SOURCES = ["evaluation", *(["edited"] if EXPORTS else [])]
+METHOD_SOURCES = ["evaluation", *(["edited"] if EXPORTED else [])]
 RULE_METHODS = {
     "compute_method_candidates": OWN_CANDIDATES,
     "score_method_candidates": CLOSED_FORM,
@@ -341,10 +343,10 @@ RULE_METHODS = {
     "evaluate_method": OTHER_METHODS,
     "judge_method_responses": OTHER_METHODS if LLM_JUDGE else [],
     "summarize_method_evaluation": OTHER_METHODS,
-    "orthogonalize_method": OTHER_METHODS if EXPORTS else [],
-    "check_method_edit": OTHER_METHODS if EXPORTS else [],
+    "orthogonalize_method": EXPORTED,
+    "check_method_edit": EXPORTED,
     "measure_method_capability": OTHER_METHODS if COSTS else [],
-    "measure_method_edited_capability": OTHER_METHODS if EXPORTS and COSTS else [],
+    "measure_method_edited_capability": EXPORTED if COSTS else [],
     "summarize_method_capability": OTHER_METHODS if COSTS else [],
 }
 # What a closed-form method's candidates depend on besides the activations: pca's random pairing.
@@ -371,6 +373,35 @@ def method_selected(wildcards):
     return rules.select_method_direction.output.direction.format(**wildcards)
 
 
+def method_sources(method):
+    """The response files of a method: its evaluation's, and its edited model's when it is exported."""
+    return ["evaluation", *(["edited"] if method in EXPORTED else [])]
+
+
+def method_files(*rule_keys):
+    """An input function: the outputs ``(rule, key)`` of the job's method, those of the export's rules only when
+    the method is exported."""
+
+    def paths(wildcards):
+        return [
+            getattr(getattr(rules, rule).output, key).format(**wildcards)
+            for rule, key in rule_keys
+            if wildcards.method in EXPORTED or rule not in EXPORT_RULES
+        ]
+
+    return paths
+
+
+def method_judgements(wildcards):
+    """The llm judge's verdicts on a method's response files, when it runs."""
+    if not LLM_JUDGE:
+        return []
+    pattern = rules.judge_method_responses.output.judgements
+    return [
+        pattern.format(source=source, **wildcards) for source in method_sources(wildcards.method)
+    ]
+
+
 def direction_benchmark(method):
     """The benchmark of the job that found a method's direction: candidate scoring, or the optimization."""
     if method == MEAN_DIFF:
@@ -389,6 +420,8 @@ def method_results(wildcards):
         files[f"direction_{method}"] = METHOD_DIRECTION.format(**at)
         files[f"seconds_{method}"] = direction_benchmark(method).format(**at)
         for result, (main, other, key) in RESULT_RULES.items():
+            if method != MEAN_DIFF and other in EXPORT_RULES and method not in EXPORTED:
+                continue
             writer = getattr(rules, main if method == MEAN_DIFF else other)
             files[f"{result}_{method}"] = getattr(writer.output, key).format(**at)
     return files

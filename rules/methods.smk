@@ -17,6 +17,8 @@ RESULT_RULES = {
     ),
     **({"check": ("check_edited_model", "check_method_edit", "check")} if EXPORTS else {}),
 }
+# The rules of a method's export: they run for the exported (linear) methods only.
+EXPORT_RULES = ("orthogonalize_method", "check_method_edit", "measure_method_edited_capability")
 
 
 rule compute_method_candidates:
@@ -165,7 +167,7 @@ use rule orthogonalize_model as orthogonalize_method with:
     benchmark:
         "results/benchmarks/orthogonalize_method/{model}.{method}.tsv"
     wildcard_constraints:
-        method=names(OTHER_METHODS),
+        method=names(EXPORTED),
     params:
         export={"dtype": EXPORT["dtype"], "layer": None},
 
@@ -185,29 +187,18 @@ use rule check_edited_model as check_method_edit with:
     benchmark:
         "results/benchmarks/check_method_edit/{model}.{method}.tsv"
     wildcard_constraints:
-        method=names(OTHER_METHODS),
+        method=names(EXPORTED),
     params:
         layer=None,
 
 
 use rule summarize_evaluation as summarize_method_evaluation with:
     input:
-        generations=[
-            rules.evaluate_method.output.generations,
-            *([rules.check_method_edit.output.generations] if EXPORTS else []),
-        ],
-        kl=[
-            rules.evaluate_method.output.kl,
-            *([rules.check_method_edit.output.kl] if EXPORTS else []),
-        ],
-        judgements=(
-            [
-                rules.judge_method_responses.output.judgements.replace("{source}", s)
-                for s in METHOD_SOURCES
-            ]
-            if LLM_JUDGE
-            else []
+        generations=method_files(
+            ("evaluate_method", "generations"), ("check_method_edit", "generations")
         ),
+        kl=method_files(("evaluate_method", "kl"), ("check_method_edit", "kl")),
+        judgements=method_judgements,
     output:
         labels="results/{model}/methods/{method}/evaluation_labels.csv",
         table="results/{model}/methods/{method}/evaluation.csv",
@@ -246,15 +237,15 @@ use rule measure_edited_capability as measure_method_edited_capability with:
     benchmark:
         "results/benchmarks/measure_method_edited_capability/{model}.{method}.tsv"
     wildcard_constraints:
-        method=names(OTHER_METHODS),
+        method=names(EXPORTED),
 
 
 use rule summarize_capability as summarize_method_capability with:
     input:
-        losses=[
-            rules.measure_method_capability.output.losses,
-            *([rules.measure_method_edited_capability.output.losses] if EXPORTS else []),
-        ],
+        losses=method_files(
+            ("measure_method_capability", "losses"),
+            ("measure_method_edited_capability", "losses"),
+        ),
     output:
         table="results/{model}/methods/{method}/capability.csv",
     log:

@@ -32,41 +32,45 @@ UNUSED = (
 
 def final_outputs():
     """Every file the workflow writes whose name is known before the extraction runs: the outputs of every
-    rule (but those of a disabled branch, and those a setting leaves out), for every model, dataset and GGUF conversion. A target that goes
-    missing is rebuilt; an intermediate file that is not a target would not be once the files after it
-    exist. Files per layer are named once the extraction has run: per_layer_targets."""
+    rule (but those of a disabled branch, and those a setting leaves out), for every model, dataset and GGUF
+    conversion, and each direction method's for its methods. A target that goes missing is rebuilt; an
+    intermediate file that is not a target would not be once the files after it exist. Files per layer are
+    named once the extraction has run: per_layer_targets."""
     values = {
         "model": list(MODELS),
         "dataset": USED_DATASETS,
         "conversion": list(CONVERSIONS),
         "source": JUDGED_SOURCES,
     }
-    # A direction method's rule runs for its methods (rules/methods.smk), and judges their response files.
-    method_values = {"source": METHOD_SOURCES}
     disabled = UNUSED | {
         name
         for branch, names in BRANCHES.items()
         if not config[branch]["enabled"]
         for name in names
     }
+    # A direction method's rule runs for its methods (rules/methods.smk) and judges their own response files.
+    method_paths = [
+        path
+        for name, methods in RULE_METHODS.items()
+        for method in methods
+        for path in expand(
+            list(getattr(rules, name).output),
+            model=list(MODELS),
+            method=[method],
+            source=method_sources(method),
+        )
+    ]
     return [
         path
         for rule in workflow.rules
-        if rule.name not in disabled and "layer" not in rule.wildcard_names
+        if rule.name not in disabled
+        and rule.name not in RULE_METHODS
+        and "layer" not in rule.wildcard_names
         for path in expand(
             list(getattr(rules, rule.name).output),
-            **{
-                name: (
-                    RULE_METHODS[rule.name]
-                    if name == "method"
-                    else ({**values, **method_values} if rule.name in RULE_METHODS else values)[
-                        name
-                    ]
-                )
-                for name in rule.wildcard_names
-            },
+            **{name: values[name] for name in rule.wildcard_names},
         )
-    ]
+    ] + method_paths
 
 
 def per_layer_targets(wildcards):

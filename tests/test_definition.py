@@ -251,6 +251,7 @@ def test_the_direction_methods_overlay_plans_every_method(tmp_path):
     for rule, methods in (("evaluate_method", {"projected", "pca", "ace", "rdo", "cone"}),
                           ("optimize_direction", {"rdo", "cone"}), ("compute_method_candidates", {"projected", "pca"}),
                           ("score_method_candidates", {"projected", "pca", "ace"}),
-                          ("method_direction", {"mean_diff", "projected", "pca", "ace"})):  # fmt: skip
+                          ("method_direction", {"mean_diff", "projected", "pca", "ace"}),
+                          ("check_method_edit", {"projected", "pca", "rdo", "cone"})):  # fmt: skip  # ace: hooks only
         assert {job["wildcards"]["method"] for job in jobs if job["rule"] == rule} == methods, rule
     assert {"compare_methods", "plot_methods"} <= {job["rule"] for job in jobs}

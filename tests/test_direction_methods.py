@@ -285,34 +285,35 @@ def states_and_logits(model, ids):
     return [state[0].double().numpy() for state in captured], logits
 
 
-@pytest.mark.parametrize("affine", [False, True], ids=["k=3 basis", "affine (ace)"])
-def test_the_exported_edit_equals_the_hook_ablation(biased_tied_model, tmp_path, affine):
+def test_the_exported_basis_edit_equals_the_hook_ablation(biased_tied_model, tmp_path):
+    """W <- (I - QQ^T) W for every residual writer, k = 3: nothing left along any basis vector, logits as the hooks'."""
     from edited_models import PROMPTS, spec_of
 
     from refusal_directions.model.loading import load_model
     from refusal_directions.stats.method_direction import MethodDirection
 
-    rng = np.random.default_rng(6)
-    if affine:
-        unit = rng.normal(size=32)
-        basis, offset = (unit / np.linalg.norm(unit))[None], None
-        offset = 2.5 * basis[0]
-        direction = MethodDirection("ace", basis, 3 * basis[0], 1, -1, ablation_offset=offset,
-                                    addition_target=-offset)  # fmt: skip
-    else:
-        basis, offset = np.linalg.qr(rng.normal(size=(32, 3)))[0].T, None
-        direction = MethodDirection("cone", basis, 3 * basis[0], 1, -1)
+    basis = np.linalg.qr(np.random.default_rng(6).normal(size=(32, 3)))[0].T
+    edited = export_method_direction(biased_tied_model, tmp_path, MethodDirection("cone", basis, 3 * basis[0], 1, -1))
     basis = basis.astype(np.float32).astype(np.float64)  # as saved
-    edited = export_method_direction(biased_tied_model, tmp_path, direction)
     source = load_model(str(biased_tied_model), None, spec_of(biased_tied_model), torch.device("cpu"), torch.float32)
-    reference = np.zeros(32) if offset is None else offset.astype(np.float32).astype(np.float64)
     for ids in PROMPTS:
         states, logits = states_and_logits(edited, ids)
-        with ablate_everywhere(source, basis, None if offset is None else reference):
+        with ablate_everywhere(source, basis):
             _, ablated = states_and_logits(source, ids)
-        for state in states:  # nothing left along any basis vector but the reference point's component
-            assert np.abs((state - reference) @ basis.T).max() / np.linalg.norm(state, axis=-1).max() <= 1e-5
+        for state in states:
+            assert np.abs(state @ basis.T).max() / np.linalg.norm(state, axis=-1).max() <= 1e-5
         assert np.abs(logits - ablated).max() / np.abs(ablated).max() <= 1e-4
+    assert "span of 3 orthonormal directions" in (tmp_path / "edited" / "README.md").read_text()
+
+
+def test_an_affine_edit_is_not_exported(biased_tied_model, tmp_path):
+    """ace lives in hooks only (README: "Direction methods"): its direction file stops an export with one line."""
+    from refusal_directions.stats.method_direction import MethodDirection
+
+    unit = np.eye(32)[0]
+    ace = MethodDirection("ace", unit[None], unit, 1, -1, ablation_offset=2 * unit, addition_target=-unit)
+    with pytest.raises(UserError, match="ace is an affine edit, which is applied by hooks only"):
+        export_method_direction(biased_tied_model, tmp_path, ace)
 
 
 def test_an_interrupted_optimization_resumes_where_it_stopped(tmp_path):

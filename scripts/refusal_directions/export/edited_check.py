@@ -57,23 +57,19 @@ def tolerances(*dtypes: torch.dtype) -> dict:
 
 
 class DirectionComponent:
-    """Forward hooks on the embedding and every decoder block that keep the largest |Q (h - o)| / |h| of any
-    position they see (h: the residual stream after that block; Q: the unit direction r, or a basis; o: an
-    affine edit's reference component, else 0): what the edit should have left along the direction(s)."""
+    """Forward hooks on the embedding and every decoder block that keep the largest |Q h| / |h| of any position
+    they see (h: the residual stream after that block; Q: the unit direction r, or the rows of a basis)."""
 
-    def __init__(self, model, directions: np.ndarray, offset: np.ndarray | None = None):
+    def __init__(self, model, directions: np.ndarray):
         self.basis = torch.as_tensor(np.atleast_2d(directions), dtype=torch.float32)
-        self.offset = None if offset is None else torch.as_tensor(offset, dtype=torch.float32)
         self.largest = 0.0
         modules = [model.get_input_embeddings(), *decoder_layers(model)]
         self.handles = [module.register_forward_hook(self._hook) for module in modules]
 
     def _hook(self, _module, _inputs, output):
         hidden = (output[0] if isinstance(output, tuple) else output).float()
-        q = self.basis.to(hidden.device)
         norm = hidden.norm(dim=-1)
-        moved = hidden if self.offset is None else hidden - self.offset.to(hidden.device)
-        ratio = (moved @ q.T).norm(dim=-1) / norm
+        ratio = (hidden @ self.basis.to(hidden.device).T).norm(dim=-1) / norm
         ratio = ratio[torch.isfinite(ratio) & (norm > 0)]
         if ratio.numel():
             self.largest = max(self.largest, float(ratio.max()))
@@ -171,7 +167,7 @@ def check_edited_model(
     source_head = head_along(job.model, unit)
     progress = Progress("source model (harmless): next-token distribution", len(ids[HARMLESS]))
     unedited_harmless = job.runner.next_token_logits(ids[HARMLESS], progress)
-    with ablate_everywhere(job.model, unit, direction["offset"]):
+    with ablate_everywhere(job.model, unit):
         ablated = _run(job.runner, ids, max_new_tokens, "source model, r ablated by hooks")
     job.model = job.runner = None
     gc.collect()
@@ -182,7 +178,7 @@ def check_edited_model(
     for name in MAIN_SETS:
         if [edited_format.encode(record["text"]) for record in prompts[name]] != ids[name]:
             raise UserError(f"{inputs['edited']}: its tokenizer encodes the {name} prompts unlike the source's")
-    component = DirectionComponent(edited_model, unit, direction["offset"])
+    component = DirectionComponent(edited_model, unit)
     try:
         runner = ModelRunner.for_job(edited_model, edited_tokenizer, device, execution)
         edited = _run(runner, ids, max_new_tokens, "edited model")

@@ -80,9 +80,10 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     path = inputs["direction"]
     if "basis" in load_file(path):  # a direction method's result (stats/method_direction.py)
         result = load_method_direction(path)
+        if result.affine:  # rules/methods.smk exports the linear methods only
+            raise UserError(f"{path}: {result.method} is an affine edit, which is applied by hooks only")
         info = {"layer": result.layer, "position": result.position, "method": result.method,
-                "source": f"the {result.method} method's direction", "offset": result.ablation_offset,
-                "k": result.k}  # fmt: skip
+                "source": f"the {result.method} method's direction", "k": result.k}  # fmt: skip
         return result.basis, {**info, "sha256": file_sha256(path)}
     if layer is None:
         unit = load_file(path)["unit"].astype(np.float64)
@@ -98,7 +99,7 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     norm = np.linalg.norm(unit)
     if not np.isfinite(norm) or norm == 0:
         raise UserError(f"{path}: the direction is zero or not finite")
-    return unit / norm, {**info, "offset": None, "sha256": file_sha256(path)}
+    return unit / norm, {**info, "sha256": file_sha256(path)}
 
 
 def residual_projections(model) -> list[torch.nn.Linear]:
@@ -146,28 +147,24 @@ def _remove_output_component(weight: torch.Tensor, basis: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def _remove_row_component(rows: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor | None = None) -> None:
-    """v <- v - Q^T Q v (+ offset) for each row (embedding rows, a bias as one row), computed in float32."""
+def _remove_row_component(rows: torch.Tensor, basis: torch.Tensor) -> None:
+    """v <- v - Q^T Q v for each row (embedding rows, a bias as one row), computed in float32."""
     edited = rows.float()
     q = basis.to(edited.device)
     if len(q) == 1:
         edited -= (edited @ q[0]).unsqueeze(-1) * q[0]
     else:
         edited -= (edited @ q.T) @ q
-    if offset is not None:
-        edited += offset.to(edited.device)
     rows.copy_(edited.to(rows.dtype))
 
 
-def orthogonalize(model, directions: np.ndarray, offset: np.ndarray | None = None) -> bool:
+def orthogonalize(model, directions: np.ndarray) -> bool:
     """Project the span of ``directions`` (one [d] or a basis [k, d]) out of every write to the residual stream
-    of ``model`` in place; with ``offset`` (an affine edit's reference component in that span), every token
-    embedding row gets it, so the residual stream holds it along the span at every layer, as the hooks of
-    ``model.hooks.ablate_everywhere`` do. A tied LM head is untied first. Whether it was tied."""
+    of ``model`` in place, as the hooks of ``model.hooks.ablate_everywhere`` do; a tied LM head is untied
+    first. Whether it was tied."""
     basis = torch.as_tensor(orthonormal_basis(directions), dtype=torch.float32)
     tied = untie_lm_head(model)
-    shift = None if offset is None else torch.as_tensor(offset, dtype=torch.float32)
-    _remove_row_component(model.get_input_embeddings().weight, basis, shift)
+    _remove_row_component(model.get_input_embeddings().weight, basis)
     projections = residual_projections(model)
     progress = Progress("orthogonalizing the residual-stream writers", len(projections))
     for linear in projections:
@@ -228,16 +225,11 @@ def model_card(spec: dict, manifest: dict, direction: dict, dtype: torch.dtype) 
 
 
 def method_note(direction: dict) -> str:
-    """What a direction method's edit adds to the card: the whole span of a basis, an affine reference point
-    (README: "Direction methods"); nothing for one direction through the origin."""
-    notes = []
-    if direction.get("k", 1) > 1:
-        notes.append(f"The edit projects out the span of {direction['k']} orthonormal directions (the basis in the "
-                     "direction file): W <- (I - Q Q^T) W.")  # fmt: skip
-    if direction.get("offset") is not None:
-        notes.append("The edit is affine: every embedding row also gets the reference point's component along r, "
-                     "so the residual stream's component along r is that value at every layer.")  # fmt: skip
-    return "\n" + " ".join(notes) + "\n" if notes else ""
+    """What a direction method's basis adds to the card (README: "Direction methods"); nothing for one direction."""
+    if direction.get("k", 1) == 1:
+        return ""
+    return (f"\nThe edit projects out the span of {direction['k']} orthonormal directions (the basis in the direction "
+            "file): W <- (I - Q Q^T) W.\n")  # fmt: skip
 
 
 def _umask() -> int:
@@ -270,7 +262,7 @@ def export_edited_model(inputs: dict, outputs: dict, model: dict, export: dict, 
     saved_dtype = _saved_dtype(source, export["dtype"])
     check_free_space(final.parent, checkpoint_bytes(source, saved_dtype, is_tied(source)))
     log.info("direction: %s (layer %s, position %s)", direction["source"], direction["layer"], direction["position"])
-    if orthogonalize(source, unit, direction["offset"]):
+    if orthogonalize(source, unit):
         log.info("the LM head was tied to the embedding: untied, it keeps the source's weights")
     source.to(saved_dtype)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))

@@ -7,7 +7,8 @@ and documents:
   under addition (``induce_*``), each with its Wilson interval and its paired change against no intervention;
   the mean next-token KL of the ablation on harmless prompts;
 - cost: the change of cross-entropy per token under the ablation (on-distribution text), with its interval;
-- the edited model: whether its check against the hooks passed (empty where the export did not run);
+- the edited model: how the edit exists (``export``: in the weights, or hooks only and why) and whether the
+  exported model's check against the hooks passed (empty where nothing was exported);
 - against mean_diff: the cosine of the two directions (one direction each), the largest principal angle
   between the method's span and mean_diff's, and paired differences (same prompts, same documents) of the
   bypass and induce refusal rates and of the cross-entropy, with bootstrap intervals;
@@ -25,7 +26,7 @@ import pandas as pd
 from ..export.capability_summary import per_token
 from ..export.capability_texts import ON_DISTRIBUTION
 from ..interventions.conditions import BYPASS, INDUCE
-from ..stats.direction_methods import MEAN_DIFF, METHODS, principal_angles
+from ..stats.direction_methods import AFFINE, MEAN_DIFF, METHODS, principal_angles
 from ..stats.intervals import change_columns, interval_columns
 from ..stats.method_direction import MethodDirection, load_method_direction
 from ..stats.resampling import percentile_interval
@@ -102,6 +103,21 @@ def versus_columns(labels: pd.DataFrame, reference: pd.DataFrame, losses: pd.Dat
     return {**columns, **interval_columns("vs_mean_diff_cross_entropy", difference)}
 
 
+# Why an affine method's edit is not exported (README: "Direction methods").
+HOOKS_ONLY = (
+    "hooks only: the affine edit adds a constant to the residual stream before the first block, where decoder "
+    "architectures have no bias; stored in every token embedding row instead, float32 rounding moves the logits "
+    "beyond the edited model's check"
+)
+
+
+def export_status(method: str, check: dict | None) -> str:
+    """How a method's edit exists: in an exported checkpoint, by hooks only (and why), or not exported."""
+    if check is not None:
+        return "weights"
+    return HOOKS_ONLY if METHODS[method].edit == AFFINE else "not exported (export.enabled is false)"
+
+
 def benchmark_seconds(path: str) -> float:
     """The wall time of a Snakemake benchmark file (the mean over its repeats)."""
     return float(pd.read_csv(path, sep="\t")["s"].mean())
@@ -114,12 +130,13 @@ def method_row(method: str, inputs: dict, reference: dict, intervals: dict) -> d
     capability = pd.read_csv(inputs["capability"]) if "capability" in inputs else None
     losses = pd.read_csv(inputs["losses"]) if "losses" in inputs else None
     labels = pd.read_csv(inputs["labels"])
-    passed = read_json(inputs["check"])["passed"] if "check" in inputs else None
+    check = read_json(inputs["check"]) if "check" in inputs else None
     return {
         "method": method, "label": METHODS[method].label, "edit": METHODS[method].edit, "k": direction.k,
         "layer": direction.layer, "position": direction.position,
         **effect_columns(pd.read_csv(inputs["evaluation"])), **cost_columns(capability),
-        "edited_check_passed": passed, **geometry_columns(direction, reference["direction"]),
+        "export": export_status(method, check), "edited_check_passed": None if check is None else check["passed"],
+        **geometry_columns(direction, reference["direction"]),
         **versus_columns(labels, reference["labels"], losses, reference["losses"], intervals),
         "seconds": benchmark_seconds(inputs["seconds"]),
     }  # fmt: skip

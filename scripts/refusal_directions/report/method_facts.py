@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..stats.direction_methods import MEAN_DIFF, METHODS
 from .facts import records
-from .method_comparison import VERSUS
+from .method_comparison import HOOKS_ONLY, VERSUS
 
 # What each paired difference compares, in the report's words.
 COMPARED = {
@@ -43,5 +43,6 @@ def method_facts(comparison: pd.DataFrame) -> dict:
         "verdicts": verdicts,
         "papers": {name: method.paper for name, method in METHODS.items() if name in set(comparison["method"])},
         "has_cost": bool(comparison["cross_entropy_change"].notna().any()),
-        "has_check": bool(comparison["edited_check_passed"].notna().any()),
+        "hooks_only": [row["method"] for row in rows if row["export"] == HOOKS_ONLY],
+        "hooks_only_reason": HOOKS_ONLY,
     }
