@@ -26,6 +26,7 @@ from refusal_directions.model.hooks import ablate_everywhere
 from refusal_directions.model.loading import load_model
 from refusal_directions.workflow.errors import UserError
 from refusal_directions.workflow.execution import ExecutionSettings
+from refusal_directions.workflow.permissions import umask
 
 # Run in a fresh interpreter: plain transformers only (no project code), as a user of the checkpoint would.
 PLAIN_RELOAD = """
@@ -99,6 +100,8 @@ def test_the_plain_reload_equals_the_hook_ablation(biased_tied_model, tmp_path):
     assert "sha256:abc" in card and "| layer | 1 |" in card and "refusal_score" in card
     assert not [path for path in edited.parent.iterdir() if path.name.startswith(".edited")]
     assert edited.stat().st_mode & 0o755 == 0o755  # readable by others, as save_pretrained's files are
+    # the weights too (safetensors writes them 0600), as a new file under the umask gets
+    assert all(path.stat().st_mode & 0o777 == 0o666 & ~umask() for path in edited.iterdir())
 
 
 def test_a_head_left_tied_fails_the_comparison(biased_tied_model, tmp_path, monkeypatch):

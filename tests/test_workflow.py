@@ -455,3 +455,14 @@ def test_adding_a_method_reruns_only_its_jobs_the_comparison_and_the_report(tiny
     jobs = planned_jobs(run_workflow(run, config, "-n"))
     assert {job["wildcards"].get("method") for job in jobs if "method" in job["wildcards"]} == {"cone"}
     assert "optimize_direction" in {job["rule"] for job in jobs}
+
+
+def test_every_safetensors_output_has_the_mode_of_a_new_file(tiny_run):
+    """safetensors writes 0600 whatever the umask: the directions, candidates, null distributions, the converted
+    and the edited models' weights are given the mode every other output has, readable by the group."""
+    from refusal_directions.workflow.permissions import umask
+
+    workdir, _ = tiny_run
+    written = [path for path in (workdir / "results").rglob("*.safetensors") if "resume" not in path.parts]
+    assert len(written) > 10 and any("edited" in path.parts for path in written)
+    assert {oct(path.stat().st_mode & 0o777) for path in written} == {oct(0o666 & ~umask())}

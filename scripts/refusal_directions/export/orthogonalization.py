@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from ..workflow.errors import UserError
 from ..workflow.execution import ExecutionSettings
 from ..workflow.integrity import file_sha256
 from ..workflow.jsonio import read_json
+from ..workflow.permissions import as_new_files, umask
 from ..workflow.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -232,12 +232,6 @@ def method_note(direction: dict) -> str:
             "file): W <- (I - Q Q^T) W.\n")  # fmt: skip
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _saved_dtype(model, requested: str | None) -> torch.dtype:
     if requested:
         return DTYPES[requested]
@@ -267,10 +261,11 @@ def export_edited_model(inputs: dict, outputs: dict, model: dict, export: dict, 
     source.to(saved_dtype)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; the checkpoint is not
+        staging.chmod(0o777 & ~umask())  # mkdtemp's folder is private; the checkpoint is not
         source.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(model_card(model, manifest, direction, saved_dtype))
+        as_new_files(staging)  # safetensors writes the weights with mode 0600
         if final.is_dir() and not any(final.iterdir()):
             final.rmdir()
         staging.rename(final)

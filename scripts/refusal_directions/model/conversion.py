@@ -14,6 +14,7 @@ import torch
 
 from ..workflow.errors import UserError
 from ..workflow.integrity import file_sha256
+from ..workflow.permissions import as_new_files
 from .loading import CONVERTED_SOURCE, load_model, load_tokenizer, weights_location
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def convert_gguf_model(inputs: dict, outputs: dict, model: dict) -> None:
     out = Path(outputs["converted"])
     loaded.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    as_new_files(out)  # safetensors writes the weights with mode 0600
     source = {
         "id": model["id"],
         "gguf_file": gguf_file,

@@ -20,6 +20,7 @@ from safetensors.numpy import load_file, save_file
 from scipy.stats import spearmanr
 
 from ..workflow.jsonio import write_json
+from ..workflow.permissions import as_new_file
 from .layer_filter import selectable_layers
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def select_direction(inputs: dict, outputs: dict, selection: dict) -> None:
             )
         },  # fmt: skip
     )
+    as_new_file(outputs["direction"])
     column, best = CRITERIA[settings["method"]]
     scored = was_scored(table)
     summary = {

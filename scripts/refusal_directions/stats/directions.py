@@ -16,6 +16,7 @@ from safetensors.numpy import save_file
 
 from ..data.splits import read_split
 from ..model.activations import LAYER_CONVENTION, layer_files, read_layer, read_positions
+from ..workflow.permissions import as_new_file
 from .difference_in_means import difference_in_means
 from .direction_methods import candidate_vector
 
@@ -24,6 +25,7 @@ def _save(tensors: dict[str, np.ndarray], path: str, metadata: dict) -> None:
     # One metadata key: safetensors writes several keys in a random order, which would change the bytes.
     save_file({name: values.astype(np.float32) for name, values in tensors.items()}, path,
               metadata={"refusal_directions": json.dumps(metadata, sort_keys=True)})  # fmt: skip
+    as_new_file(path)
 
 
 def write_directions(inputs: dict, outputs: dict, model_id: str, control: dict | None) -> None:

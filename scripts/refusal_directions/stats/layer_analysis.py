@@ -13,6 +13,7 @@ from ..data.splits import read_split
 from ..model.activations import read_layer
 from ..workflow.errors import UserError
 from ..workflow.jsonio import write_json
+from ..workflow.permissions import as_new_file
 from .difference_in_means import layer_statistics
 from .resampling import Contrast, bootstrap, cross_fitted, percentile_interval, permutation_null, permutation_pvalue
 
@@ -121,6 +122,7 @@ def write_layer_statistics(inputs: dict, outputs: dict, statistics: dict, contro
     row = {"layer": int(attrs["layer"]), **row}
     write_json(outputs["stats"], row)
     save_file({"null_d": null.astype(np.float32)}, outputs["null"])
+    as_new_file(outputs["null"])
     log.info(
         "layer %d: d = %.3f, held-out d = %.3f, permutation p = %.2g",
         row["layer"], row["cohens_d"], row.get("cohens_d_heldout", math.nan), row.get("p_perm", math.nan),

@@ -18,6 +18,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
+from ..workflow.permissions import as_new_file
 from .direction_methods import AFFINE, METHODS
 
 
@@ -56,6 +57,7 @@ def save_method_direction(path: str, direction: MethodDirection) -> None:
                 "k": direction.k, **direction.about}  # fmt: skip
     save_file({name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()}, path,
               metadata={"refusal_directions": json.dumps(metadata, sort_keys=True)})  # fmt: skip
+    as_new_file(path)
 
 
 def load_method_direction(path: str) -> MethodDirection:
