@@ -85,8 +85,8 @@ def plant(bug: str) -> None:
     if bug == "tied-head":
         orthogonalization.untie_lm_head = lambda model: False
     elif bug == "missed-writer":
-        every = orthogonalization.residual_projections
-        orthogonalization.residual_projections = lambda model: every(model)[:-1]
+        every = orthogonalization.residual_writer_weights
+        orthogonalization.residual_writer_weights = lambda model: every(model)[:-1]
 
 
 def responses_and_losses(runner: ModelRunner, ids: dict, texts: list[list[int]], new_tokens: int):

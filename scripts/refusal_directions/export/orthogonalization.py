@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from ..model.hooks import block_writers, orthonormal_basis, sublayer
+from ..model.hooks import orthonormal_basis
 from ..model.loading import DTYPES, load_model, model_location, resolve_device
 from ..stats.method_direction import load_method_direction
 from ..workflow.errors import UserError
@@ -29,13 +29,10 @@ from ..workflow.integrity import file_sha256
 from ..workflow.jsonio import read_json
 from ..workflow.permissions import as_new_files, umask
 from ..workflow.progress import Progress
+from .residual_writers import residual_writer_weights
 
 log = logging.getLogger(__name__)
 
-# The linear layer inside a block's attention and inside its MLP (model.hooks.block_writers) whose output
-# is that sub-module's write to the residual stream, by the names architectures give it.
-ATTENTION_OUTPUT = ("o_proj", "out_proj", "dense")
-MLP_OUTPUT = ("down_proj", "w2", "fc2", "dense_4h_to_h")
 # Room kept free beyond the checkpoint's estimated size (tokenizer files, safetensors headers, the card).
 DISK_MARGIN_BYTES = 64 * 2**20
 
@@ -102,20 +99,6 @@ def export_direction(inputs: dict, layer: int | None) -> tuple[np.ndarray, dict]
     return unit / norm, {**info, "sha256": file_sha256(path)}
 
 
-def residual_projections(model) -> list[torch.nn.Linear]:
-    """Each block's attention output projection and MLP down projection: the linear layers whose outputs
-    are the block's writes to the residual stream."""
-    projections = []
-    for attention, mlp in block_writers(model):
-        for parent, names, what in ((attention, ATTENTION_OUTPUT, "attention output projection"),
-                                    (mlp, MLP_OUTPUT, "MLP down projection")):  # fmt: skip
-            linear = sublayer(parent, names, what)
-            if not isinstance(linear, torch.nn.Linear):
-                raise UserError(f"{type(linear).__name__} in {type(model).__name__} is not a linear layer")
-            projections.append(linear)
-    return projections
-
-
 def is_tied(model) -> bool:
     """Whether the LM head and the token embedding share their weights."""
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
@@ -147,6 +130,16 @@ def _remove_output_component(weight: torch.Tensor, basis: torch.Tensor) -> None:
 
 
 @torch.no_grad()
+def _remove_axis_component(weight: torch.Tensor, basis: torch.Tensor, axis: int) -> None:
+    """Remove the span of ``basis`` along ``axis`` of a weight of any shape (fused experts' [experts, out, in]
+    or [experts, in, out]), computed in float32."""
+    edited = weight.float().movedim(axis, -1)
+    q = basis.to(edited.device)
+    edited -= (edited @ q.T) @ q
+    weight.copy_(edited.movedim(-1, axis).to(weight.dtype))
+
+
+@torch.no_grad()
 def _remove_row_component(rows: torch.Tensor, basis: torch.Tensor) -> None:
     """v <- v - Q^T Q v for each row (embedding rows, a bias as one row), computed in float32."""
     edited = rows.float()
@@ -165,12 +158,17 @@ def orthogonalize(model, directions: np.ndarray) -> bool:
     basis = torch.as_tensor(orthonormal_basis(directions), dtype=torch.float32)
     tied = untie_lm_head(model)
     _remove_row_component(model.get_input_embeddings().weight, basis)
-    projections = residual_projections(model)
-    progress = Progress("orthogonalizing the residual-stream writers", len(projections))
-    for linear in projections:
-        _remove_output_component(linear.weight, basis)
-        if linear.bias is not None:
-            _remove_row_component(linear.bias, basis)
+    writers = residual_writer_weights(model)
+    progress = Progress("orthogonalizing the residual-stream writers", len(writers))
+    for writer in writers:
+        if writer.weight.ndim == 2:  # a linear layer, [out, in]
+            _remove_output_component(writer.weight, basis)
+        else:
+            _remove_axis_component(writer.weight, basis, writer.output_axis)
+        if writer.bias is not None and writer.bias.ndim == 1:
+            _remove_row_component(writer.bias, basis)
+        elif writer.bias is not None:  # fused experts' biases, [experts, out]
+            _remove_axis_component(writer.bias, basis, -1)
         progress.update(1)
     return tied
 
