@@ -42,8 +42,8 @@ def one_pass_at_a_time(model, tokenizer, prompts, candidate):
     affine candidate's hooks with its reference points)."""
     runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(2), "off")
     baseline = runner.next_token_logits(prompts[HARMLESS])
-    affine = candidate.ablation_offset is not None
-    with ablate_everywhere(model, candidate.direction, candidate.ablation_offset):
+    affine = candidate.ablation_references is not None
+    with ablate_everywhere(model, candidate.direction, candidate.ablation_references):
         ablated_logits, ablated_states = runner.last_states(prompts[HARMFUL])
         side_logits = runner.next_token_logits(prompts[HARMLESS])
     added = candidate.addition_target if affine else candidate.direction
@@ -82,7 +82,8 @@ def test_affine_candidates_in_shared_batches_give_the_one_pass_scores(setup):
     affine = []
     for candidate in candidates[1:3]:
         unit = candidate.direction / np.linalg.norm(candidate.direction)
-        points = affine_points(unit, rng.normal(size=len(unit)) * 3, rng.normal(size=len(unit)) * 3)
+        n_layers = model.config.num_hidden_layers
+        points = affine_points(unit, rng.normal(size=(n_layers, len(unit))) * 3, rng.normal(size=len(unit)) * 3)
         affine.append(Candidate(candidate.direction, candidate.layer, **points))
     group = [candidates[0], *affine]
     runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(40), "auto")

@@ -92,16 +92,18 @@ def tiny(tiny_model):
     return load_model(str(tiny_model), None, spec, torch.device("cpu"), torch.float32)
 
 
-def test_ace_holds_the_reference_component_at_every_layer_and_addition_moves_it(tiny):
+def test_ace_holds_each_layers_reference_component_and_addition_moves_it(tiny):
+    """h <- h - ((h - mu_l) . r) r at the output of every block l, with each layer's own reference mu_l."""
     rng = np.random.default_rng(3)
     unit = rng.normal(size=32)
     unit /= np.linalg.norm(unit)
     ids = [1, 5, 9, 40, 77, 3]
-    reference, target = 0.7 * unit, -1.3 * unit
-    with ablate_everywhere(tiny, unit, reference):
-        for state in block_outputs(tiny, ids):
-            assert np.allclose(state @ unit, 0.7, atol=1e-4)
+    held = np.array([0.7, -0.4, 2.5])  # the tiny model's three layers
+    with ablate_everywhere(tiny, unit, np.outer(held, unit)):
+        for layer, state in enumerate(block_outputs(tiny, ids)):
+            assert np.allclose(state @ unit, held[layer], atol=1e-4)
     plain = block_outputs(tiny, ids)[1]
+    target = -1.3 * unit
     with add_at_layer(tiny, target, 1, replaced=unit):
         moved = block_outputs(tiny, ids)[1]
     assert np.allclose(moved, plain - (plain @ unit)[:, None] * unit + target, atol=1e-5)  # h - (h.r) r + (m.r) r
@@ -311,7 +313,8 @@ def test_an_affine_edit_is_not_exported(biased_tied_model, tmp_path):
     from refusal_directions.stats.method_direction import MethodDirection
 
     unit = np.eye(32)[0]
-    ace = MethodDirection("ace", unit[None], unit, 1, -1, ablation_offset=2 * unit, addition_target=-unit)
+    ace = MethodDirection("ace", unit[None], unit, 1, -1, ablation_references=np.outer([2, 1, 3], unit),
+                          addition_target=-unit)  # fmt: skip
     with pytest.raises(UserError, match="ace is an affine edit, which is applied by hooks only"):
         export_method_direction(biased_tied_model, tmp_path, ace)
 
@@ -381,7 +384,8 @@ def test_the_closed_form_candidates_and_an_affine_direction_file(tmp_path):
     ace = load_method_direction(str(tmp_path / "ace.safetensors"))
     unit = ace.basis[0]
     assert ace.layer == 0 and ace.position == -2 and ace.k == 1 and ace.affine
-    assert np.isclose(ace.ablation_offset @ unit, written["harmless_means"][1, 0] @ unit, rtol=1e-5)
+    np.testing.assert_allclose(ace.ablation_references @ unit, written["harmless_means"][1] @ unit, rtol=1e-5)
+    assert ace.ablation_references.shape == (2, D)  # every layer's reference
     assert np.isclose(ace.addition_target @ unit, written["harmful_means"][1, 0] @ unit, rtol=1e-5)
     assert np.allclose(ace.addition, ace.addition_target)
 

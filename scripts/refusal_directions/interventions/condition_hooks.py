@@ -46,7 +46,7 @@ def condition_hooks(condition: Condition, model, vectors: InterventionVectors | 
     vector = vectors.vector(condition.vector, ablation=condition.change != ADDITION_AT_LAYER)
     affine = condition.vector == DIRECTION  # an affine method's reference points belong to its direction only
     if condition.change == ABLATION_EVERYWHERE:
-        return ablate_everywhere(model, vector, vectors.ablation_offset if affine else None)
+        return ablate_everywhere(model, vector, vectors.ablation_references if affine else None)
     if condition.change == ABLATION_AT_LAYER:
         return ablate_at_layer(model, vector, vectors.layer)
     if affine and vectors.addition_target is not None:

@@ -36,8 +36,8 @@ class InterventionVectors:
 
     A direction method (stats/direction_methods.py) may ablate a ``basis`` of k directions instead of the
     unit direction, with controls of the same dimension (``random_basis``, ``control_basis``), and an affine
-    method holds the residual stream's component at ``ablation_offset`` instead of zero and moves it to
-    ``addition_target`` instead of adding on top (model/hooks.py)."""
+    method holds the residual stream's component at each layer's ``ablation_references`` instead of zero and
+    moves it to ``addition_target`` instead of adding on top (model/hooks.py)."""
 
     direction: np.ndarray
     layer: int
@@ -47,7 +47,7 @@ class InterventionVectors:
     basis: np.ndarray | None = None
     random_basis: np.ndarray | None = None
     control_basis: np.ndarray | None = None
-    ablation_offset: np.ndarray | None = None
+    ablation_references: np.ndarray | None = None
     addition_target: np.ndarray | None = None
 
     def vector(self, kind: str, ablation: bool) -> np.ndarray:

@@ -3,9 +3,10 @@ interventions the conditions are made of (interventions/condition_hooks.py turns
 
 - Directional ablation everywhere (Arditi et al. 2024): x <- x - (x . r) r on the embedding output and
   on every attention and MLP output, so the residual stream never carries the direction r (unit). With a
-  basis Q of k orthonormal rows, x <- x - Q^T Q x (the whole subspace); with a reference point's component
-  o in that subspace (affine concept editing, Marshall et al. 2024), o is added to the embedding output, so
-  the residual stream's component in the subspace is o at every layer: h <- h - Q^T Q (h - mu).
+  basis Q of k orthonormal rows, x <- x - Q^T Q x (the whole subspace). Affine concept editing (Marshall et
+  al. 2024) holds the component at a reference point's instead of zero, h <- h - Q^T Q (h - mu_l), with each
+  layer's own reference o_l = Q^T Q mu_l: the embedding output gets o_0 and block l's output o_l - o_(l-1), so
+  the residual stream after block l has o_l in the subspace (and o_(l-1) inside the block).
 - Directional ablation at one layer: the same projection on the output of decoder block l only.
 - Activation addition: x <- x + v on the output of decoder block l, at every position; the affine addition
   first removes the subspace's component there (x <- x - Q^T Q x + v: the projection moved to v's).
@@ -112,13 +113,20 @@ def _basis_tensor(directions: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(orthonormal_basis(directions), dtype=torch.float32)
 
 
-def ablate_everywhere(model, directions: np.ndarray, offset: np.ndarray | None = None):
+def ablate_everywhere(model, directions: np.ndarray, references: np.ndarray | None = None):
     """Ablate the span of ``directions`` (one [d] or k [k, d]) from every residual-stream writer; with
-    ``offset`` (a reference point's component in that span), the embedding output gets it instead."""
+    ``references`` [n_layers, d] (each layer's reference point's component in that span: an affine edit),
+    the residual stream holds each layer's instead of zero."""
     basis = _basis_tensor(directions)
-    writers = residual_writers(model)
-    shift = None if offset is None else torch.as_tensor(offset, dtype=torch.float32)
-    return hooks([(writers[0], _project_out(basis, shift))] + [(module, _project_out(basis)) for module in writers[1:]])
+    embedding, *writers = residual_writers(model)
+    if references is None:
+        return hooks([(module, _project_out(basis)) for module in (embedding, *writers)])
+    references = torch.as_tensor(references, dtype=torch.float32)
+    steps = [(block, _add(references[layer] - references[layer - 1]))
+             for layer, block in enumerate(decoder_layers(model)) if layer > 0]  # fmt: skip
+    return hooks(
+        [(embedding, _project_out(basis, references[0])), *((m, _project_out(basis)) for m in writers), *steps]
+    )
 
 
 def ablate_span(model, basis: torch.Tensor):
@@ -147,24 +155,26 @@ class RowInterventions:
     """Interventions that differ by batch row. Variant v projects ``units[v]`` out of every residual-stream
     writer's output (ablation everywhere; a zero row changes nothing) and adds ``additions[v]`` to the output
     of block ``layers[v]`` (none where the layer is -1), at every position. The affine edits (README:
-    "Direction methods") add two optional rows per variant: ``offsets[v]`` added to the embedding output after
-    its projection, and ``replaced[v]``, a unit vector whose component block ``layers[v]``'s output loses
-    before the addition. ``select(variants)`` says which variant each row of the next forward runs under. Use
-    as a context manager: the hooks are active inside."""
+    "Direction methods") add two optional arrays: ``references[v]`` [n_layers, d], each layer's reference
+    component that the ablation holds (``ablate_everywhere``), and ``replaced[v]``, a unit vector whose
+    component block ``layers[v]``'s output loses before the addition. ``select(variants)`` says which variant
+    each row of the next forward runs under. Use as a context manager: the hooks are active inside."""
 
     def __init__(self, model, units: np.ndarray, additions: np.ndarray, layers: np.ndarray,
-                 offsets: np.ndarray | None = None, replaced: np.ndarray | None = None):  # fmt: skip
+                 references: np.ndarray | None = None, replaced: np.ndarray | None = None):  # fmt: skip
         self.units = torch.as_tensor(units, dtype=torch.float32)
         self.additions = torch.as_tensor(additions, dtype=torch.float32)
         self.layers = torch.as_tensor(layers, dtype=torch.long)
-        self.offsets = None if offsets is None else torch.as_tensor(offsets, dtype=torch.float32)
+        self.references = None if references is None else torch.as_tensor(references, dtype=torch.float32)
         self.replaced = None if replaced is None else torch.as_tensor(replaced, dtype=torch.float32)
         self.rows = torch.zeros(0, dtype=torch.long)
         embedding, *writers = residual_writers(model)
         ablations = [(embedding, self._project_out_and_offset), *((module, self._project_out) for module in writers)]
         blocks = decoder_layers(model)
         additions_at = [(blocks[layer], self._add_at(layer)) for layer in sorted(set(self.layers.tolist()) - {-1})]
-        self._hooks = hooks(ablations + additions_at)
+        held = [] if references is None else [(block, self._reference_step(layer)) for layer, block in
+                                              enumerate(blocks) if layer > 0]  # fmt: skip
+        self._hooks = hooks(ablations + held + additions_at)
 
     @property
     def n_variants(self) -> int:
@@ -184,9 +194,20 @@ class RowInterventions:
 
     def _project_out_and_offset(self, _module, _inputs, output):
         hidden = self._without(_hidden(output), self.units[self.rows])
-        if self.offsets is not None:
-            hidden = hidden + self.offsets[self.rows].to(device=hidden.device, dtype=hidden.dtype).unsqueeze(1)
+        if self.references is not None:
+            first = self.references[self.rows, 0]
+            hidden = hidden + first.to(device=hidden.device, dtype=hidden.dtype).unsqueeze(1)
         return _replace_hidden(output, hidden)
+
+    def _reference_step(self, layer: int):
+        """Block ``layer``'s output moves from the previous layer's reference component to its own."""
+
+        def hook(_module, _inputs, output):
+            hidden = _hidden(output)
+            step = self.references[self.rows, layer] - self.references[self.rows, layer - 1]
+            return _replace_hidden(output, hidden + step.to(device=hidden.device, dtype=hidden.dtype).unsqueeze(1))
+
+        return hook
 
     def _add_at(self, layer: int):
         def hook(_module, _inputs, output):

@@ -40,8 +40,8 @@ class Candidate:
     direction: np.ndarray  # added as it is; ablation projects out its unit vector
     layer: int  # where the addition acts
     # An affine edit's reference points (stats/method_direction.affine_points): ablation holds the component
-    # along the unit vector at the first, addition moves it to the second.
-    ablation_offset: np.ndarray | None = None
+    # along the unit vector at each layer's reference [n_layers, d], addition moves it to the target.
+    ablation_references: np.ndarray | None = None
     addition_target: np.ndarray | None = None
 
 
@@ -95,15 +95,16 @@ def measure_candidates(runner: ModelRunner, prompts: dict[str, list[list[int]]],
 def _measure_group(runner, prompts, group, baseline_logits, scored_by, layers, progress) -> list[CandidateMeasures]:
     d_model = len(group[0].direction)
     units, additions, at = np.zeros((2 * len(group), d_model)), np.zeros((2 * len(group), d_model)), []
-    affine = any(candidate.ablation_offset is not None for candidate in group)
-    offsets, replaced = (np.zeros_like(units), np.zeros_like(units)) if affine else (None, None)
+    affine = [candidate.ablation_references for candidate in group if candidate.ablation_references is not None]
+    references = np.zeros((len(units), *affine[0].shape)) if affine else None
+    replaced = np.zeros_like(units) if affine else None
     for index, candidate in enumerate(group):
         unit = candidate.direction / np.linalg.norm(candidate.direction)
         units[2 * index] = unit
         additions[2 * index + 1] = candidate.direction
         at += [-1, candidate.layer]
-        if candidate.ablation_offset is not None:
-            offsets[2 * index] = candidate.ablation_offset
+        if candidate.ablation_references is not None:
+            references[2 * index] = candidate.ablation_references
             additions[2 * index + 1] = candidate.addition_target
             replaced[2 * index + 1] = unit
     # One row per (candidate, pass, prompt), in that order.
@@ -128,7 +129,7 @@ def _measure_group(runner, prompts, group, baseline_logits, scored_by, layers, p
         recorded = recorder.rows()
         states[indices] = np.stack([recorded[layer][:, -1] for layer in layers], axis=1)
 
-    with RowInterventions(runner.model, units, additions, np.array(at), offsets, replaced) as rows:
+    with RowInterventions(runner.model, units, additions, np.array(at), references, replaced) as rows:
         recorder = PositionRecorder(runner.model)  # after the hooks: it records the block outputs with the addition
         try:
             runner.each_batch(token_ids, keep, progress, rows=rows, variants=np.array(variants))

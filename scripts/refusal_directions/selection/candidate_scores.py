@@ -84,8 +84,11 @@ def candidate(candidates: dict, position: int, layer: int, affine: bool) -> Cand
     direction = candidates["candidates"][position, layer]
     if not affine:
         return Candidate(direction, layer)
-    means = (candidates[f"{name}_means"][position, layer].astype(np.float64) for name in ("harmless", "harmful"))
-    return Candidate(direction, layer, **affine_points(direction / np.linalg.norm(direction), *means))
+    harmless, harmful = candidates["harmless_means"][position], candidates["harmful_means"][position, layer]
+    points = affine_points(
+        direction / np.linalg.norm(direction), harmless.astype(np.float64), harmful.astype(np.float64)
+    )
+    return Candidate(direction, layer, **points)
 
 
 def score_candidates(inputs: dict, outputs: dict, model: dict, scoring: dict, execution: ExecutionSettings,

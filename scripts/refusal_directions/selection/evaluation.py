@@ -44,7 +44,7 @@ def method_vectors(method_path: str, directions_path: str, seed: int) -> Interve
         result.addition, result.layer, random=random_like(result.addition, seed), control=control, basis=result.basis,
         random_basis=None if k == 1 else random_basis(k, d_model, seed),
         control_basis=None if k == 1 or control is None else completed_basis(control, k, seed),
-        ablation_offset=result.ablation_offset, addition_target=result.addition_target,
+        ablation_references=result.ablation_references, addition_target=result.addition_target,
     )  # fmt: skip
 
 

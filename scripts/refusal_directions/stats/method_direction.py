@@ -3,9 +3,9 @@ what every later step of the method comparison reads, whichever method made it.
 
 - ``basis`` [k, d]: orthonormal rows; ablation removes their span from every residual-stream writer;
 - ``addition`` [d]: what activation addition adds at ``layer``;
-- for an affine method, ``ablation_offset`` [d] (the reference point's component in the span: ablation holds
-  the residual stream's component there, instead of zero) and ``addition_target`` (addition moves the
-  component in the span to it: the harmful mean's, instead of adding on top).
+- for an affine method, ``ablation_references`` [n_layers, d] (each layer's reference point's component in the
+  span: ablation holds the residual stream's component there, instead of zero) and ``addition_target`` (addition
+  moves the component in the span to it: the harmful mean's at the direction's layer, instead of adding on top).
 The metadata say the method, its layer and position, and where the direction came from.
 """
 
@@ -29,7 +29,7 @@ class MethodDirection:
     addition: np.ndarray
     layer: int
     position: int
-    ablation_offset: np.ndarray | None = None
+    ablation_references: np.ndarray | None = None
     addition_target: np.ndarray | None = None
     about: dict = field(default_factory=dict)
 
@@ -42,15 +42,19 @@ class MethodDirection:
         return METHODS[self.method].edit == AFFINE
 
 
-def affine_points(unit: np.ndarray, harmless_mean: np.ndarray, harmful_mean: np.ndarray) -> dict:
-    """ACE's reference points along ``unit``: the harmless mean's component (ablation holds it) and the harmful
-    mean's (addition moves to it)."""
-    return {"ablation_offset": (harmless_mean @ unit) * unit, "addition_target": (harmful_mean @ unit) * unit}
+def affine_points(unit: np.ndarray, harmless_means: np.ndarray, harmful_mean: np.ndarray) -> dict:
+    """ACE's reference points along ``unit``: the harmless means' components at every layer
+    (``harmless_means`` [n_layers, d]; ablation holds them) and the harmful mean's at the direction's layer
+    (addition moves to it)."""
+    return {
+        "ablation_references": np.outer(harmless_means @ unit, unit),
+        "addition_target": (harmful_mean @ unit) * unit,
+    }
 
 
 def save_method_direction(path: str, direction: MethodDirection) -> None:
     tensors = {"basis": direction.basis, "addition": direction.addition}
-    for name in ("ablation_offset", "addition_target"):
+    for name in ("ablation_references", "addition_target"):
         if getattr(direction, name) is not None:
             tensors[name] = getattr(direction, name)
     metadata = {"method": direction.method, "layer": direction.layer, "position": direction.position,
@@ -67,7 +71,7 @@ def load_method_direction(path: str) -> MethodDirection:
     about = {key: value for key, value in metadata.items() if key not in ("method", "layer", "position", "k")}
     return MethodDirection(
         metadata["method"], tensors["basis"], tensors["addition"], int(metadata["layer"]), int(metadata["position"]),
-        tensors.get("ablation_offset"), tensors.get("addition_target"), about,
+        tensors.get("ablation_references"), tensors.get("addition_target"), about,
     )  # fmt: skip
 
 
@@ -85,8 +89,8 @@ def write_selected_method_direction(inputs: dict, outputs: dict, method: str) ->
     if METHODS[method].edit == AFFINE:
         candidates = load_file(inputs["candidates"])
         index = len(candidates["candidates"]) + position
-        points = affine_points(unit, *(candidates[f"{name}_means"][index, layer].astype(np.float64)
-                                       for name in ("harmless", "harmful")))  # fmt: skip
+        points = affine_points(unit, candidates["harmless_means"][index].astype(np.float64),
+                               candidates["harmful_means"][index, layer].astype(np.float64))  # fmt: skip
     addition = points.get("addition_target", direction)
     save_method_direction(outputs["direction"], MethodDirection(
         method, unit[None], addition, layer, position, **points,
