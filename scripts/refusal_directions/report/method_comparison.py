@@ -105,9 +105,8 @@ def versus_columns(labels: pd.DataFrame, reference: pd.DataFrame, losses: pd.Dat
 
 # Why an affine method's edit is not exported (README: "Direction methods").
 HOOKS_ONLY = (
-    "hooks only: the affine edit adds a constant to the residual stream before the first block, where decoder "
-    "architectures have no bias; stored in every token embedding row instead, float32 rounding moves the logits "
-    "beyond the edited model's check"
+    "hooks only: the affine edit adds constants to the residual stream, at the embedding and at every block's "
+    "output, where decoder architectures have no bias to hold them"
 )
 
 
