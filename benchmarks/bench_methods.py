@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +33,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
-from bench_selection import model_folder  # noqa: E402
+from bench_selection import load_bench_model  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
-from refusal_directions.config.check import validate_config  # noqa: E402
 from refusal_directions.data.prompt_sets import HARMFUL, HARMLESS, MAIN_SETS  # noqa: E402
 from refusal_directions.model.job import ModelJob  # noqa: E402
 from refusal_directions.model.refusal_score import refusal_token_ids  # noqa: E402
@@ -49,7 +46,6 @@ from refusal_directions.selection.direction_optimization import (  # noqa: E402
     optimize,
 )
 from refusal_directions.stats.direction_methods import METHODS, candidate_vector  # noqa: E402
-from refusal_directions.workflow.execution import ExecutionSettings  # noqa: E402
 from refusal_directions.workflow.jsonio import write_json, write_jsonl  # noqa: E402
 
 
@@ -92,13 +88,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    config = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()),
-                             REPO / "config" / "schema.yaml")  # fmt: skip
-    work = Path(tempfile.mkdtemp(prefix="bench-methods-"))
-    spec = {"id": model_folder(args.model, work), "revision": None, "package": None, "gguf_file": None,
-            "trust_remote_code": False, "dtype": "float32", "prompt_format": "chat", "system_prompt": None}  # fmt: skip
-    execution = ExecutionSettings(device="cpu", batch_size=args.batch_size)
-    job = ModelJob.load(spec, {}, execution)
+    config, work, spec, execution, job = load_bench_model(args.model, args.batch_size, "bench-methods-")
     n = args.train + args.validation
     texts = {name: (REPO / "data" / f"{name}.txt").read_text().splitlines()[:n] for name in MAIN_SETS}
     inputs = write_inputs(job, work, texts, args.train, config["refusal_score"]["prefixes"])

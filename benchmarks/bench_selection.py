@@ -65,6 +65,18 @@ def model_folder(kind: str, work: Path) -> str:
     return str(folder)
 
 
+def load_bench_model(kind: str, batch_size: int, prefix: str) -> tuple[dict, Path, dict, ExecutionSettings, ModelJob]:
+    """The default config (validated), a fresh work folder, and the model of ``kind`` (embedded or tiny) saved
+    there and loaded as a job loads it: what the selection and methods benchmarks start from."""
+    config = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()),
+                             REPO / "config" / "schema.yaml")  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    spec = {"id": model_folder(kind, work), "revision": None, "package": None, "gguf_file": None,
+            "trust_remote_code": False, "dtype": "float32", "prompt_format": "chat", "system_prompt": None}  # fmt: skip
+    execution = ExecutionSettings(device="cpu", batch_size=batch_size)
+    return config, work, spec, execution, ModelJob.load(spec, {}, execution)
+
+
 def scoring_inputs(job: ModelJob, work: Path, n_train: int, n_validation: int, prefixes: list[str]) -> dict:
     """The files score_candidates reads: both sets' prompts (train rows first, then validation), the validation
     split, the refusal tokens, and the candidates: each layer's difference in means of the train prompts."""
@@ -96,13 +108,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    config = validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()),
-                             REPO / "config" / "schema.yaml")  # fmt: skip
-    work = Path(tempfile.mkdtemp(prefix="bench-selection-"))
-    spec = {"id": model_folder(args.model, work), "revision": None, "package": None, "gguf_file": None,
-            "trust_remote_code": False, "dtype": "float32", "prompt_format": "chat", "system_prompt": None}  # fmt: skip
-    execution = ExecutionSettings(device="cpu", batch_size=args.batch_size)
-    job = ModelJob.load(spec, {}, execution)
+    config, work, spec, execution, job = load_bench_model(args.model, args.batch_size, "bench-selection-")
     inputs = scoring_inputs(job, work, args.train, args.validation, config["refusal_score"]["prefixes"])
 
     exhaustive = {"layer_stride": 1, "max_candidates": None, "score_all_layers": False,

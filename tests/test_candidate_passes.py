@@ -54,6 +54,16 @@ def one_pass_at_a_time(model, tokenizer, prompts, candidate):
             added_states[STATE_LAYERS].mean(axis=1))  # fmt: skip
 
 
+def assert_one_pass_scores(model, tokenizer, prompts, candidates, measured) -> None:
+    """Each candidate's measures equal one_pass_at_a_time's."""
+    for got, candidate in zip(measured, candidates, strict=True):
+        bypass, induce, kl, ablated, added = one_pass_at_a_time(model, tokenizer, prompts, candidate)
+        assert got.bypass == pytest.approx(bypass, abs=1e-4) and got.induce == pytest.approx(induce, abs=1e-4)
+        assert got.kl == pytest.approx(kl, rel=1e-3, abs=1e-7)
+        np.testing.assert_allclose(got.ablated_means, ablated, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.added_means, added, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("max_prompts", [3, 40], ids=["one candidate a group", "three candidates a group"])
 def test_shared_batches_give_the_one_pass_scores(setup, max_prompts):
     model, tokenizer, prompts, candidates = setup
@@ -63,12 +73,7 @@ def test_shared_batches_give_the_one_pass_scores(setup, max_prompts):
     assert len(runner._prefix([*prompts[HARMFUL], *prompts[HARMLESS]], keep=1)) > 0  # the system turn is cached
     baseline = runner.next_token_logits(prompts[HARMLESS])
     measured = measure_candidates(runner, prompts, candidates, baseline, SCORED_BY, STATE_LAYERS)
-    for got, candidate in zip(measured, candidates, strict=True):
-        bypass, induce, kl, ablated, added = one_pass_at_a_time(model, tokenizer, prompts, candidate)
-        assert got.bypass == pytest.approx(bypass, abs=1e-4) and got.induce == pytest.approx(induce, abs=1e-4)
-        assert got.kl == pytest.approx(kl, rel=1e-3, abs=1e-7)
-        np.testing.assert_allclose(got.ablated_means, ablated, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(got.added_means, added, rtol=1e-4, atol=1e-5)
+    assert_one_pass_scores(model, tokenizer, prompts, candidates, measured)
     # the candidates differ, so a mix-up of rows between them would show
     assert len({round(m.bypass, 3) for m in measured}) == len(measured)
 
@@ -89,11 +94,6 @@ def test_affine_candidates_in_shared_batches_give_the_one_pass_scores(setup):
     runner = ModelRunner(model, tokenizer, "cpu", BatchRunner(40), "auto")
     baseline = runner.next_token_logits(prompts[HARMLESS])
     measured = measure_candidates(runner, prompts, group, baseline, SCORED_BY, STATE_LAYERS)
-    for got, candidate in zip(measured, group, strict=True):
-        bypass, induce, kl, ablated, added = one_pass_at_a_time(model, tokenizer, prompts, candidate)
-        assert got.bypass == pytest.approx(bypass, abs=1e-4) and got.induce == pytest.approx(induce, abs=1e-4)
-        assert got.kl == pytest.approx(kl, rel=1e-3, abs=1e-7)
-        np.testing.assert_allclose(got.ablated_means, ablated, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(got.added_means, added, rtol=1e-4, atol=1e-5)
+    assert_one_pass_scores(model, tokenizer, prompts, group, measured)
     linear = measure_candidates(runner, prompts, candidates[1:3], baseline, SCORED_BY, STATE_LAYERS)
     assert all(abs(a.bypass - b.bypass) > 1e-3 for a, b in zip(linear, measured[1:], strict=True))  # the edit counts
