@@ -323,22 +323,27 @@ def test_the_edited_model_is_checked_evaluated_and_costed(tiny_run):
     assert (out / "capability.png").stat().st_size > 10_000
 
 
+# The same capability steps of every other direction method, and the comparison that reads them.
+METHOD_CAPABILITY = {"measure_method_capability", "measure_method_edited_capability", "summarize_method_capability",
+                     "compare_methods", "plot_methods"}  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "change, expected",
     [
         (lambda c: c["capability"].update(n_tokens=40),
          {"measure_capability", "measure_edited_capability", "summarize_capability", "plot_capability", "write_report",
-          "all"}),
+          "all", *METHOD_CAPABILITY}),
         (lambda c: c["capability"]["texts"].update(source=c["datasets"]["harmless"]["source"]),
          {"download_capability_texts", "measure_capability", "measure_edited_capability", "summarize_capability",
-          "plot_capability", "write_report", "all"}),
+          "plot_capability", "write_report", "all", *METHOD_CAPABILITY}),
     ],
     ids=["n_tokens", "texts"],
 )  # fmt: skip
 def test_generic_text_settings_rerun_the_capability_jobs_only(tiny_run, tmp_path, change, expected):
     """config/README.md's rows for the generic text, on the tiny run that has one (the shipped default, which
-    test_reruns.py uses, has none)."""
+    test_reruns.py uses, has none); with its direction methods, their capability steps and the comparison too."""
     workdir, _ = tiny_run
     run = copy_run(workdir, tmp_path / "run")
     config = yaml.safe_load((run / "config.yaml").read_text())
