@@ -379,14 +379,14 @@ def method_sources(method):
 
 
 def method_files(*rule_keys):
-    """An input function: the outputs ``(rule, key)`` of the job's method, those of the export's rules only when
-    the method is exported."""
+    """An input function: the outputs ``(rule, key)`` of the job's method, of the rules that run for it
+    (RULE_METHODS: the export's run for the exported methods only)."""
 
     def paths(wildcards):
         return [
             getattr(getattr(rules, rule).output, key).format(**wildcards)
             for rule, key in rule_keys
-            if wildcards.method in EXPORTED or rule not in EXPORT_RULES
+            if wildcards.method in RULE_METHODS[rule]
         ]
 
     return paths
@@ -420,7 +420,7 @@ def method_results(wildcards):
         files[f"direction_{method}"] = METHOD_DIRECTION.format(**at)
         files[f"seconds_{method}"] = direction_benchmark(method).format(**at)
         for result, (main, other, key) in RESULT_RULES.items():
-            if method != MEAN_DIFF and other in EXPORT_RULES and method not in EXPORTED:
+            if method != MEAN_DIFF and method not in RULE_METHODS[other]:
                 continue
             writer = getattr(rules, main if method == MEAN_DIFF else other)
             files[f"{result}_{method}"] = getattr(writer.output, key).format(**at)

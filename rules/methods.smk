@@ -17,8 +17,6 @@ RESULT_RULES = {
     ),
     **({"check": ("check_edited_model", "check_method_edit", "check")} if EXPORTS else {}),
 }
-# The rules of a method's export: they run for the exported (linear) methods only.
-EXPORT_RULES = ("orthogonalize_method", "check_method_edit", "measure_method_edited_capability")
 
 
 rule compute_method_candidates:

@@ -18,6 +18,7 @@ from refusal_directions.selection.direction_optimization import (
 from refusal_directions.stats.direction_methods import (
     METHODS,
     candidate_vector,
+    check_basis_size,
     check_methods,
     principal_angles,
     projected,
@@ -119,13 +120,14 @@ def test_a_basis_is_ablated_as_a_whole(tiny):
 def test_bad_method_settings_fail_with_one_line():
     settings = {"methods": ["mean_diff", "cone"], "rdo": {"steps": 10, "layer": None},
                 "cone": {"k": 2, "steps": 10, "layer": None}}  # fmt: skip
-    check_methods(settings, d_model=32)
+    check_methods(settings)
+    check_basis_size("cone", 32, d_model=32)
     with pytest.raises(UserError, match=r"unknown method 'mean_dif' \(known: mean_diff, projected, pca, ace, rdo"):
         check_methods({**settings, "methods": ["mean_dif"]})
     with pytest.raises(UserError, match=r"directions.cone.k: 0"):
         check_methods({**settings, "cone": {**settings["cone"], "k": 0}})
-    with pytest.raises(UserError, match=r"directions.cone.k: 33; .* width is 32"):
-        check_methods({**settings, "cone": {**settings["cone"], "k": 33}}, d_model=32)
+    with pytest.raises(UserError, match=r"directions.cone.k: 33; a cone needs 1 <= k <= the model's width \(32\)"):
+        check_basis_size("cone", 33, d_model=32)
     with pytest.raises(UserError, match=r"directions.rdo.steps: 0"):
         check_methods({**settings, "methods": ["mean_diff", "rdo"], "rdo": {"steps": 0, "layer": None}})
     assert list(METHODS)[0] == "mean_diff"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..interventions.conditions import BASELINES, CAPABILITY, CONDITIONS, EDITED_WEIGHTS, EVALUATION, SWEEP
 from ..selection.layer_filter import scored_layers
+from ..stats.direction_methods import METHODS, basis_size
 
 # Bytes per parameter in the job's dtype; auto is bfloat16 on the GPU the job asks for.
 BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
@@ -150,8 +151,8 @@ def rule_workloads(config: dict, n_layers: int | None) -> dict[str, Workload]:
         return Workload(prompts * TOKENS_PER_PROMPT)
 
     directions = config["directions"]
-    optimized = [optimization(directions[name], directions["cone"]["k"] if name == "cone" else 1)
-                 for name in ("rdo", "cone") if name in directions["methods"]]  # fmt: skip
+    optimized = [optimization(directions[name], basis_size(name, directions[name]))
+                 for name in directions["methods"] if METHODS[name].optimized]  # fmt: skip
     return {
         "extract_activations": passes(1, sum(sampled.values())),
         "generate_responses": passes(0, 2 * tested["behaviour"], 1, behaviour["max_new_tokens"]),

@@ -120,12 +120,11 @@ def untie_lm_head(model) -> bool:
 @torch.no_grad()
 def _remove_output_component(weight: torch.Tensor, basis: torch.Tensor) -> None:
     """W <- W - Q^T Q W on the output side of a [out, in] weight (Q: orthonormal rows), computed in float32."""
+    if len(basis) > 1:
+        return _remove_axis_component(weight, basis, 0)
     edited = weight.float()
-    q = basis.to(edited.device)
-    if len(q) == 1:  # one direction: r r^T W as an outer product, as every k = 1 export has been computed
-        edited -= torch.outer(q[0], q[0] @ edited)
-    else:
-        edited -= q.T @ (q @ edited)
+    r = basis[0].to(edited.device)
+    edited -= torch.outer(r, r @ edited)  # one direction: r r^T W as an outer product, as it has always been
     weight.copy_(edited.to(weight.dtype))
 
 
@@ -142,12 +141,11 @@ def _remove_axis_component(weight: torch.Tensor, basis: torch.Tensor, axis: int)
 @torch.no_grad()
 def _remove_row_component(rows: torch.Tensor, basis: torch.Tensor) -> None:
     """v <- v - Q^T Q v for each row (embedding rows, a bias as one row), computed in float32."""
+    if len(basis) > 1:
+        return _remove_axis_component(rows, basis, -1)
     edited = rows.float()
-    q = basis.to(edited.device)
-    if len(q) == 1:
-        edited -= (edited @ q[0]).unsqueeze(-1) * q[0]
-    else:
-        edited -= (edited @ q.T) @ q
+    r = basis[0].to(edited.device)
+    edited -= (edited @ r).unsqueeze(-1) * r  # one direction: the dot product, as it has always been
     rows.copy_(edited.to(rows.dtype))
 
 

@@ -44,12 +44,13 @@ def condition_hooks(condition: Condition, model, vectors: InterventionVectors | 
     if not condition.intervenes or condition.change == EDITED_WEIGHTS:
         return nullcontext()
     vector = vectors.vector(condition.vector, ablation=condition.change != ADDITION_AT_LAYER)
-    affine = condition.vector == DIRECTION  # an affine method's reference points belong to its direction only
+    # An affine method's reference points belong to its direction, not to the controls.
+    own_direction = condition.vector == DIRECTION
     if condition.change == ABLATION_EVERYWHERE:
-        return ablate_everywhere(model, vector, vectors.ablation_references if affine else None)
+        return ablate_everywhere(model, vector, vectors.ablation_references if own_direction else None)
     if condition.change == ABLATION_AT_LAYER:
         return ablate_at_layer(model, vector, vectors.layer)
-    if affine and vectors.addition_target is not None:
+    if own_direction and vectors.addition_target is not None:
         return add_at_layer(model, vectors.addition_target, vectors.layer, replaced=vectors.vector(DIRECTION, True))
     return add_at_layer(model, vector, vectors.layer)
 

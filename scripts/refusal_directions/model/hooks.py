@@ -118,9 +118,9 @@ def ablate_everywhere(model, directions: np.ndarray, references: np.ndarray | No
     ``references`` [n_layers, d] (each layer's reference point's component in that span: an affine edit),
     the residual stream holds each layer's instead of zero."""
     basis = _basis_tensor(directions)
-    embedding, *writers = residual_writers(model)
     if references is None:
-        return hooks([(module, _project_out(basis)) for module in (embedding, *writers)])
+        return ablate_span(model, basis)
+    embedding, *writers = residual_writers(model)
     references = torch.as_tensor(references, dtype=torch.float32)
     steps = [(block, _add(references[layer] - references[layer - 1]))
              for layer, block in enumerate(decoder_layers(model)) if layer > 0]  # fmt: skip
@@ -135,9 +135,9 @@ def ablate_span(model, basis: torch.Tensor):
     return hooks([(module, _project_out(basis)) for module in residual_writers(model)])
 
 
-def add_vector(model, vector: torch.Tensor, layer: int):
-    """``add_at_layer`` with a tensor, kept in the autograd graph."""
-    return hooks([(decoder_layers(model)[layer], _add(vector))])
+def add_vector(model, vector: torch.Tensor, layer: int, replaced: torch.Tensor | None = None):
+    """``add_at_layer`` with tensors (a basis of orthonormal rows for ``replaced``), kept in the autograd graph."""
+    return hooks([(decoder_layers(model)[layer], _add(vector, replaced))])
 
 
 def ablate_at_layer(model, directions: np.ndarray, layer: int):
@@ -148,7 +148,7 @@ def add_at_layer(model, vector: np.ndarray, layer: int, replaced: np.ndarray | N
     """Add ``vector`` to block ``layer``'s output; with ``replaced`` (directions), the output's component in
     their span is removed first (the affine addition)."""
     basis = None if replaced is None else _basis_tensor(replaced)
-    return hooks([(decoder_layers(model)[layer], _add(torch.as_tensor(vector, dtype=torch.float32), basis))])
+    return add_vector(model, torch.as_tensor(vector, dtype=torch.float32), layer, basis)
 
 
 class RowInterventions:

@@ -34,6 +34,7 @@ from ..model.batching import left_padded
 from ..model.hooks import ablate_span, add_vector
 from ..model.job import ModelJob, refusal_tokens, split_prompts
 from ..model.resume import ResumeState
+from ..stats.direction_methods import basis_size, check_basis_size
 from ..stats.method_direction import MethodDirection, save_method_direction
 from ..workflow.errors import UserError
 from ..workflow.execution import ExecutionSettings
@@ -43,6 +44,8 @@ from .attribution import differentiable_scores
 
 log = logging.getLogger(__name__)
 STATE = "optimizer state"
+# The columns of optimization.csv, one row per step and per validation (kept with the state for a resume).
+HISTORY = ("step", "validation", "loss", "ablation", "addition", "kl")
 
 
 def basis_of(raw: torch.Tensor) -> torch.Tensor:
@@ -144,8 +147,7 @@ def optimize(objective: RefusalObjective, start: np.ndarray, train: dict, valida
                                 "exp_avg": torch.as_tensor(saved["exp_avg"]),
                                 "exp_avg_sq": torch.as_tensor(saved["exp_avg_sq"])}  # fmt: skip
         best = {"loss": float(saved["best_loss"][0]), "raw": saved["best_raw"], "step": int(saved["best_step"][0])}
-        history = [dict(zip(("step", "validation", "loss", "ablation", "addition", "kl"), row, strict=True))
-                   for row in saved["history"].tolist()]  # fmt: skip
+        history = [dict(zip(HISTORY, row, strict=True)) for row in saved["history"].tolist()]
         log.info("resuming at step %d (kept by an earlier run)", first)
     step = first - 1
     for step in range(first, settings["steps"] + 1):
@@ -178,8 +180,7 @@ def optimize(objective: RefusalObjective, start: np.ndarray, train: dict, valida
                 "step": np.array([step]), "stale": np.array([stale]), "raw": raw.detach().numpy(),
                 "exp_avg": state["exp_avg"].numpy(), "exp_avg_sq": state["exp_avg_sq"].numpy(),
                 "best_loss": np.array([best["loss"]]), "best_raw": best["raw"], "best_step": np.array([best["step"]]),
-                "history": np.array([[row[key] for key in ("step", "validation", "loss", "ablation", "addition", "kl")]
-                                     for row in history]),
+                "history": np.array([[row[key] for key in HISTORY] for row in history]),
             })  # fmt: skip
         if stale >= settings["patience"]:
             log.info("stopped at step %d: %d validations without improvement", step, stale)
@@ -207,10 +208,8 @@ def optimize_direction(inputs: dict, outputs: dict, model: dict, method: str, se
                        execution: ExecutionSettings) -> None:  # fmt: skip
     """direction.safetensors (stats/method_direction.py) and optimization.csv (the loss at every step, and on
     the validation split at each validation) of ``rdo`` or ``cone`` (``settings``: directions.<method>)."""
-    k = settings.get("k", 1)
-    d_model = int(read_json(inputs["manifest"])["d_model"])
-    if not 1 <= k <= d_model:
-        raise UserError(f"directions.{method}.k: {k}; a cone needs 1 <= k <= the model's width ({d_model})")
+    k = basis_size(method, settings)
+    check_basis_size(method, k, int(read_json(inputs["manifest"])["d_model"]))
     direction, layer, position, source = optimization_start(inputs, settings)
     job = ModelJob.load(model, inputs, execution)
     for parameter in job.model.parameters():

@@ -59,27 +59,35 @@ MEAN_DIFF = "mean_diff"
 SAME_CANDIDATES = tuple(name for name, m in METHODS.items() if not m.optimized and m.edit == AFFINE)
 
 
-def check_methods(directions: dict, d_model: int | None = None) -> None:
-    """A config's ``directions`` before any job: known method names, ``mean_diff`` among them when another
-    needs its selected layer, a positive ``k`` no larger than the model's width (when known), positive step
-    counts."""
+def check_basis_size(method: str, k: int, d_model: int | None = None) -> None:
+    """A basis of ``k`` directions needs 1 <= k <= the model's width (checked when the width is known)."""
+    if k <= 0 or (d_model is not None and k > d_model):
+        width = "" if d_model is None else f" ({d_model})"
+        raise UserError(f"directions.{method}.k: {k}; a cone needs 1 <= k <= the model's width{width}")
+
+
+def check_methods(directions: dict) -> None:
+    """A config's ``directions`` before any job: known method names, ``mean_diff`` among them when an optimized
+    method needs its selected layer, positive step counts, a positive ``k`` for a method with a basis (the
+    model's width is checked by its job: the config does not hold it)."""
     methods = directions["methods"]
     unknown = [name for name in methods if name not in METHODS]
     if unknown:
         raise UserError(f"directions.methods: unknown method '{unknown[0]}' (known: {', '.join(METHODS)})")
-    for name in ("rdo", "cone"):
-        if name not in methods:
-            continue
+    for name in (name for name in methods if METHODS[name].optimized):
         settings = directions[name]
         if settings["steps"] <= 0:
             raise UserError(f"directions.{name}.steps: {settings['steps']}; an optimization needs at least one step")
         if settings["layer"] is None and MEAN_DIFF not in methods:
             raise UserError(f"directions.{name}.layer: not set, and mean_diff (whose selected layer it takes) is "
                             "not in directions.methods")  # fmt: skip
-    k = directions["cone"]["k"]
-    if "cone" in methods and (k <= 0 or (d_model is not None and k > d_model)):
-        width = f" (the model's width is {d_model})" if d_model is not None else ""
-        raise UserError(f"directions.cone.k: {k}; a cone needs 1 <= k <= the model's width{width}")
+        if METHODS[name].has_basis:
+            check_basis_size(name, settings["k"])
+
+
+def basis_size(method: str, settings: dict) -> int:
+    """How many directions a method yields: its ``k`` setting for a method with a basis, else one."""
+    return settings["k"] if METHODS[method].has_basis else 1
 
 
 def projected(difference: np.ndarray, harmless_mean: np.ndarray) -> np.ndarray:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
-from ..workflow.permissions import as_new_file
 from .direction_methods import AFFINE, METHODS
+from .directions import save_tensors
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,7 @@ def save_method_direction(path: str, direction: MethodDirection) -> None:
             tensors[name] = getattr(direction, name)
     metadata = {"method": direction.method, "layer": direction.layer, "position": direction.position,
                 "k": direction.k, **direction.about}  # fmt: skip
-    save_file({name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()}, path,
-              metadata={"refusal_directions": json.dumps(metadata, sort_keys=True)})  # fmt: skip
-    as_new_file(path)
+    save_tensors(tensors, path, metadata)
 
 
 def load_method_direction(path: str) -> MethodDirection:
